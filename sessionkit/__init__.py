@@ -1,0 +1,122 @@
+"""sessionkit: one Python interface over interactive Spark sessions in the cloud.
+
+>>> import sessionkit
+>>> sorted(sessionkit.available_backends())[:3]
+['athena', 'emr-serverless', 'glue']
+
+Names are loaded on first use, so ``import sessionkit`` stays cheap and imports neither boto3
+nor tenacity.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sessionkit._version import __version__
+
+if TYPE_CHECKING:
+    from sessionkit._registry import (
+        attach_session,
+        available_backends,
+        list_sessions,
+        open_session,
+        register_backend,
+    )
+    from sessionkit.errors import (
+        BackendNotFoundError,
+        InvalidConfigError,
+        NotSupportedError,
+        ServiceError,
+        SessionFailedError,
+        SessionKitError,
+        StatementFailedError,
+        ThrottledError,
+        WaitTimeoutError,
+    )
+    from sessionkit.fleet import wait_all
+    from sessionkit.models import (
+        Endpoint,
+        SessionConfig,
+        SessionInfo,
+        StatementResult,
+        Usage,
+        Workers,
+    )
+    from sessionkit.session import Session
+    from sessionkit.states import SessionState, StatementState
+    from sessionkit.waiting import DEFAULT_POLL, STATEMENT_POLL, PollPolicy
+
+__all__ = [
+    "DEFAULT_POLL",
+    "STATEMENT_POLL",
+    "BackendNotFoundError",
+    "Endpoint",
+    "InvalidConfigError",
+    "NotSupportedError",
+    "PollPolicy",
+    "ServiceError",
+    "Session",
+    "SessionConfig",
+    "SessionFailedError",
+    "SessionInfo",
+    "SessionKitError",
+    "SessionState",
+    "StatementFailedError",
+    "StatementResult",
+    "StatementState",
+    "ThrottledError",
+    "Usage",
+    "WaitTimeoutError",
+    "Workers",
+    "__version__",
+    "attach_session",
+    "available_backends",
+    "list_sessions",
+    "open_session",
+    "register_backend",
+    "wait_all",
+]
+
+_WHERE = {
+    "attach_session": "_registry",
+    "available_backends": "_registry",
+    "list_sessions": "_registry",
+    "open_session": "_registry",
+    "register_backend": "_registry",
+    "BackendNotFoundError": "errors",
+    "InvalidConfigError": "errors",
+    "NotSupportedError": "errors",
+    "ServiceError": "errors",
+    "SessionFailedError": "errors",
+    "SessionKitError": "errors",
+    "StatementFailedError": "errors",
+    "ThrottledError": "errors",
+    "WaitTimeoutError": "errors",
+    "wait_all": "fleet",
+    "Endpoint": "models",
+    "SessionConfig": "models",
+    "SessionInfo": "models",
+    "StatementResult": "models",
+    "Usage": "models",
+    "Workers": "models",
+    "Session": "session",
+    "SessionState": "states",
+    "StatementState": "states",
+    "DEFAULT_POLL": "waiting",
+    "STATEMENT_POLL": "waiting",
+    "PollPolicy": "waiting",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sessionkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sessionkit.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,436 @@
+"""What the AWS backends share: clients, error translation, model-driven request checks.
+
+Nothing outside ``sessionkit.backends`` imports this module, so the core never needs boto3.
+boto3 and botocore are imported here at module level; this module itself is imported only
+when an AWS backend is first used.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import uuid
+import weakref
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+from botocore.model import OperationModel, Shape
+
+from sessionkit._version import __version__
+from sessionkit.backends.base import Backend
+from sessionkit.errors import InvalidConfigError, ServiceError, ThrottledError
+
+__all__ = [
+    "THROTTLING_CODES",
+    "TRANSIENT_CODES",
+    "AwsBackend",
+    "ClientFactory",
+    "ceil_minutes",
+    "check_request",
+    "check_shape",
+    "new_token",
+    "seconds_to_datetime",
+    "translate_error",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Error codes that mean "slow down"; botocore's own retry handler uses the same list.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "EC2ThrottledException",
+    }
+)
+
+#: Error codes that are worth retrying although they are not throttling.
+TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "InternalServiceException",
+        "InternalServerException",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "OperationTimeoutException",
+        "ConcurrentModificationException",
+    }
+)
+
+# sessionkit retries with its own backoff, budget and deadline (see sessionkit.waiting), so the
+# clients it builds do not retry inside botocore: one botocore attempt per sessionkit attempt.
+_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1},
+    user_agent_extra=f"sessionkit/{__version__}",
+    connect_timeout=10,
+    read_timeout=60,
+)
+
+_CONNECTION_ERRORS = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+)
+
+
+def translate_error(exc: BaseException, *, operation: str) -> BaseException:
+    """Turn a botocore exception into the matching sessionkit error.
+
+    Args:
+        exc: What botocore raised.
+        operation: The operation name, for the message.
+
+    Returns:
+        A :class:`ServiceError` (or :class:`ThrottledError`, or :class:`InvalidConfigError` for
+        botocore's client-side parameter validation) to raise ``from exc``; any other exception
+        is returned unchanged.
+    """
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "Unknown")
+        message = str(error.get("Message") or exc)
+        meta = exc.response.get("ResponseMetadata", {})
+        request_id = meta.get("RequestId") or None
+        status = int(meta.get("HTTPStatusCode") or 0)
+        text = f"{operation} failed: {code}: {message}"
+        if request_id:
+            text += f" (request id {request_id})"
+        if code in THROTTLING_CODES or status == 429:
+            return ThrottledError(
+                text, code=code, request_id=request_id, retryable=True, operation=operation
+            )
+        retryable = code in TRANSIENT_CODES or status >= 500
+        return ServiceError(
+            text, code=code, request_id=request_id, retryable=retryable, operation=operation
+        )
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return ServiceError(
+            f"{operation} failed: could not reach the service: {exc}",
+            code=type(exc).__name__,
+            retryable=True,
+            operation=operation,
+        )
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return InvalidConfigError(
+            "region", "no AWS region is set: pass region=... or set AWS_REGION"
+        )
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return ServiceError(
+            f"{operation} failed: no AWS credentials found; configure a profile, environment "
+            "variables or pass boto3_session=...",
+            code="NoCredentials",
+            operation=operation,
+        )
+    if isinstance(exc, botocore.exceptions.ParamValidationError):
+        return InvalidConfigError("options", f"{operation} request rejected by botocore: {exc}")
+    return exc
+
+
+class ClientFactory:
+    """Builds and reuses boto3 clients from the connection keywords.
+
+    Clients are cached per boto3 session, service, region and endpoint, so many sessionkit
+    sessions in one process share one client (and its connection pool).
+    """
+
+    _lock = threading.Lock()
+    _default_session: boto3.session.Session | None = None
+    _cache: weakref.WeakKeyDictionary[
+        boto3.session.Session, dict[tuple[str, str | None, str | None], Any]
+    ] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def client(
+        cls,
+        service: str,
+        *,
+        client: Any = None,
+        boto3_session: boto3.session.Session | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> Any:
+        """Return the client to use for ``service``.
+
+        Args:
+            service: The boto3 service name, e.g. ``"glue"``.
+            client: A ready client; returned as is (tests inject moto, a Stubber or the emulator).
+            boto3_session: The boto3 session to build the client from.
+            region: The AWS region.
+            endpoint_url: A custom endpoint.
+
+        Returns:
+            A boto3 client.
+
+        Raises:
+            InvalidConfigError: When the keywords conflict or no region is known.
+        """
+        if client is not None:
+            if boto3_session is not None or region is not None or endpoint_url is not None:
+                raise InvalidConfigError(
+                    "client",
+                    "give either client= or boto3_session=/region=/endpoint_url=, not both",
+                )
+            return client
+        with cls._lock:
+            if boto3_session is None:
+                if cls._default_session is None:
+                    cls._default_session = boto3.session.Session()
+                boto3_session = cls._default_session
+            per_session = cls._cache.setdefault(boto3_session, {})
+            key = (service, region, endpoint_url)
+            if key not in per_session:
+                try:
+                    per_session[key] = boto3_session.client(
+                        service,
+                        region_name=region,
+                        endpoint_url=endpoint_url,
+                        config=_CLIENT_CONFIG,
+                    )
+                except botocore.exceptions.NoRegionError as exc:
+                    raise InvalidConfigError(
+                        "region", "no AWS region is set: pass region=... or set AWS_REGION"
+                    ) from exc
+            return per_session[key]
+
+
+def new_token() -> str:
+    """Return a fresh idempotency token (a UUID4 hex string, 32 characters)."""
+    return uuid.uuid4().hex
+
+
+def ceil_minutes(value: timedelta) -> int:
+    """Whole minutes, rounded up: 90 seconds is 2 minutes, never 1."""
+    return max(1, math.ceil(value.total_seconds() / 60 - 1e-9))
+
+
+# ----------------------------------------------------------------------------- model checks
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "float": (float, int),
+    "double": (float, int),
+    "boolean": (bool,),
+    "structure": (dict, Mapping),
+    "map": (dict, Mapping),
+    "list": (list, tuple),
+    "timestamp": (datetime, int, float, str),
+    "blob": (bytes, bytearray, str),
+}
+
+
+def _compile(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        # Some model patterns are Java-specific (surrogate pairs written as ranges); skip them.
+        return None
+
+
+_PATTERNS: dict[str, re.Pattern[str] | None] = {}
+
+
+def check_shape(value: Any, shape: Shape, path: str = "") -> list[tuple[str, str]]:
+    """Check ``value`` against a botocore shape, including the limits botocore does not check.
+
+    botocore's own ``ParamValidator`` checks types, required members and ``min``; the services
+    also state ``max``, ``pattern`` and ``enum`` in their models, and those are what users trip
+    over (75 default arguments on Glue, 480 minutes on Athena). This walks the value once and
+    reports every problem.
+
+    Args:
+        value: A request or response, as Python values.
+        shape: The botocore shape to check against.
+        path: Where ``value`` sits (for messages).
+
+    Returns:
+        ``(path, problem)`` pairs; empty when the value fits the shape.
+    """
+    problems: list[tuple[str, str]] = []
+    _walk(value, shape, path, problems)
+    return problems
+
+
+def _walk(value: Any, shape: Shape, path: str, problems: list[tuple[str, str]]) -> None:
+    kind = shape.type_name
+    expected = _TYPES.get(kind)
+    if expected is not None and (
+        not isinstance(value, expected)
+        or (kind in ("integer", "long", "float", "double") and isinstance(value, bool))
+    ):
+        problems.append((path, f"expected {kind}, got {type(value).__name__}"))
+        return
+    meta = shape.metadata
+    if kind == "structure":
+        for name in getattr(shape, "required_members", []):
+            if name not in value:
+                problems.append((_join(path, name), "is required"))
+        for name, item in value.items():
+            member = shape.members.get(name)
+            if member is None:
+                problems.append((_join(path, name), "is not a member of " + shape.name))
+            elif item is not None:
+                _walk(item, member, _join(path, name), problems)
+        return
+    if kind in ("string", "list", "map", "blob"):
+        size = len(value)
+        if "min" in meta and size < meta["min"]:
+            problems.append((path, f"has length {size}, below the minimum {meta['min']}"))
+        if "max" in meta and size > meta["max"]:
+            problems.append((path, f"has length {size}, above the maximum {meta['max']}"))
+    if kind in ("integer", "long", "float", "double"):
+        if "min" in meta and value < meta["min"]:
+            problems.append((path, f"is {value}, below the minimum {meta['min']}"))
+        if "max" in meta and value > meta["max"]:
+            problems.append((path, f"is {value}, above the maximum {meta['max']}"))
+    if kind == "string":
+        enum = getattr(shape, "enum", None)
+        if enum and value not in enum:
+            problems.append((path, f"is {value!r}, not one of {', '.join(enum)}"))
+        pattern = meta.get("pattern")
+        if pattern:
+            if pattern not in _PATTERNS:
+                _PATTERNS[pattern] = _compile(pattern)
+            compiled = _PATTERNS[pattern]
+            if compiled is not None and not compiled.fullmatch(value):
+                # The value is not shown: it may be a secret (a --conf string, say).
+                problems.append((path, f"does not match the pattern {pattern}"))
+    if kind == "list":
+        for index, item in enumerate(value):
+            _walk(item, shape.member, f"{path}[{index}]", problems)
+    if kind == "map":
+        for key, item in value.items():
+            _walk(key, shape.key, f"{path} key {key!r}", problems)
+            _walk(item, shape.value, _join(path, str(key)), problems)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _op_name(client: Any, method: str) -> str:
+    mapping: Mapping[str, str] = client.meta.method_to_api_mapping
+    return mapping[method]
+
+
+def check_request(
+    operation: OperationModel, request: Mapping[str, Any], fields: Mapping[str, str]
+) -> None:
+    """Check a translated request against the operation's input shape before sending it.
+
+    Args:
+        operation: The botocore operation model.
+        request: The request parameters.
+        fields: Which ``SessionConfig`` field produced each top-level request key; keys not
+            listed are blamed on ``options``.
+
+    Raises:
+        InvalidConfigError: Naming the field behind the first problem.
+    """
+    problems = check_shape(dict(request), operation.input_shape)
+    if not problems:
+        return
+    path, problem = problems[0]
+    top = re.split(r"[.\[ ]", path, maxsplit=1)[0]
+    field = fields.get(top, "options")
+    raise InvalidConfigError(
+        field, f"{operation.name} parameter {path} {problem} (the service rejects it)"
+    )
+
+
+# ----------------------------------------------------------------------------- backend base
+
+
+def seconds_to_datetime(value: Any) -> datetime | None:
+    """Convert epoch milliseconds (Glue statements send ``long`` millis) or a datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    from datetime import timezone
+
+    return datetime.fromtimestamp(float(value) / 1000.0, tz=timezone.utc)
+
+
+class AwsBackend(Backend):
+    """Shared plumbing of the AWS backends: the client, calls with error translation, checks.
+
+    Subclasses set ``service`` (the boto3 service name) and implement the primitives with
+    :meth:`_call`.
+    """
+
+    service: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        boto3_session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self._connection = {
+            "client": client,
+            "boto3_session": boto3_session,
+            "region": region,
+            "endpoint_url": endpoint_url,
+        }
+        if client is not None and any(v is not None for v in (boto3_session, region, endpoint_url)):
+            raise InvalidConfigError(
+                "client", "give either client= or boto3_session=/region=/endpoint_url=, not both"
+            )
+        self._client: Any = client
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, built on first use from the connection keywords."""
+        if self._client is None:
+            self._client = ClientFactory.client(self.service, **self._connection)
+        return self._client
+
+    def fleet_key(self) -> tuple[Any, ...]:
+        """Sessions reached through the same client and location share list calls."""
+        return (self.name, id(self.client), *self.location.values())
+
+    def _call(self, method: str, **params: Any) -> Any:
+        """Call ``client.<method>(**params)`` once, translating botocore errors."""
+        try:
+            return getattr(self.client, method)(**params)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise translate_error(exc, operation=_op_name(self.client, method)) from exc
+
+    def _check(self, method: str, request: Mapping[str, Any], fields: Mapping[str, str]) -> None:
+        """Check a request against the service model (no call); see :func:`check_request`."""
+        model = self.client.meta.service_model.operation_model(_op_name(self.client, method))
+        check_request(model, request, fields)
+
+    @staticmethod
+    def _merge_options(
+        request: dict[str, Any], options: Mapping[str, Any], fields: dict[str, str]
+    ) -> None:
+        """Merge ``options`` into the request; a key the portable fields already set is an error."""
+        for key, value in options.items():
+            if key in request:
+                raise InvalidConfigError(
+                    "options",
+                    f"{key!r} is already set from the {fields.get(key, 'portable')} field; "
+                    "give it once",
+                )
+            request[key] = value
+            fields.setdefault(key, "options")

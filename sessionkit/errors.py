@@ -1,0 +1,127 @@
+"""The sessionkit exception tree.
+
+Every error sessionkit raises derives from :class:`SessionKitError`. Where a builtin exception
+means the same thing, the error also derives from it, so ``except ValueError`` or
+``except TimeoutError`` keep working in code that does not know sessionkit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sessionkit.models import SessionInfo, StatementResult
+
+__all__ = [
+    "BackendNotFoundError",
+    "InvalidConfigError",
+    "NotSupportedError",
+    "ServiceError",
+    "SessionFailedError",
+    "SessionKitError",
+    "StatementFailedError",
+    "ThrottledError",
+    "WaitTimeoutError",
+]
+
+
+class SessionKitError(Exception):
+    """Root of every error raised by sessionkit."""
+
+
+class BackendNotFoundError(SessionKitError, LookupError):
+    """No backend is registered under the requested name, or its dependency is missing."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class InvalidConfigError(SessionKitError, ValueError):
+    """A configuration value is wrong; raised before any call to the service.
+
+    Attributes:
+        field: The name of the offending field or keyword, e.g. ``"idle_timeout"``.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class NotSupportedError(SessionKitError, NotImplementedError):
+    """The backend (or the service behind it) cannot do what was asked."""
+
+
+class SessionFailedError(SessionKitError):
+    """The session reached a state from which it can no longer become ready.
+
+    Attributes:
+        info: The last :class:`~sessionkit.SessionInfo` seen, with the service's ``reason``.
+    """
+
+    def __init__(self, message: str, *, info: SessionInfo) -> None:
+        super().__init__(message)
+        self.info = info
+
+    @property
+    def reason(self) -> str | None:
+        """The reason the service gave for the state, if any."""
+        return self.info.reason
+
+
+class WaitTimeoutError(SessionKitError, TimeoutError):
+    """A wait ran out of time before the awaited state was reached.
+
+    Attributes:
+        info: The last :class:`~sessionkit.SessionInfo` seen before time ran out.
+    """
+
+    def __init__(self, message: str, *, info: SessionInfo | None) -> None:
+        super().__init__(message)
+        self.info = info
+
+
+class ServiceError(SessionKitError):
+    """The service answered with an error.
+
+    The original :class:`botocore.exceptions.ClientError` (or connection error) is kept as
+    ``__cause__``.
+
+    Attributes:
+        code: The service's error code, e.g. ``"EntityNotFoundException"``.
+        request_id: The AWS request id, for a support case; ``None`` when there was no answer.
+        retryable: Whether retrying the same call may succeed (throttling, 5xx, connection).
+        operation: The service operation that failed, e.g. ``"GetSession"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        request_id: str | None = None,
+        retryable: bool = False,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+        self.retryable = retryable
+        self.operation = operation
+
+
+class ThrottledError(ServiceError):
+    """The service throttled the call (rate exceeded); always retryable."""
+
+
+class StatementFailedError(SessionKitError):
+    """Code run in a session failed.
+
+    Attributes:
+        result: The :class:`~sessionkit.StatementResult` with the error name, value and traceback.
+    """
+
+    def __init__(self, message: str, *, result: StatementResult) -> None:
+        super().__init__(message)
+        self.result = result

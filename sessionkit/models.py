@@ -1,0 +1,437 @@
+"""The common model: configuration in, session information and results out.
+
+All models are frozen attrs classes with keyword-only constructors; use :func:`attrs.evolve`
+to derive a changed copy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from sessionkit.errors import InvalidConfigError
+from sessionkit.states import SessionState, StatementState
+
+__all__ = [
+    "Endpoint",
+    "SessionConfig",
+    "SessionInfo",
+    "StatementResult",
+    "Usage",
+    "Workers",
+    "looks_secret",
+    "redact_conf",
+    "to_timedelta",
+]
+
+_SECRET_KEY = re.compile(
+    r"(?i)(pass(word|wd)?|secret|token|credential|private[._-]?key|access[._-]?key|api[._-]?key"
+    r"|auth|session[._-]?key|signature)"
+)
+_REDACTED = "***"
+
+
+def looks_secret(key: str) -> bool:
+    """Tell whether a configuration key names a secret (password, token, access key, ...).
+
+    Args:
+        key: A Spark conf key or option name.
+
+    Returns:
+        True if values under this key must never be shown.
+    """
+    return bool(_SECRET_KEY.search(key))
+
+
+def redact_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``conf`` with the values of secret-looking keys replaced by ``***``."""
+    return {k: (_REDACTED if looks_secret(str(k)) else v) for k, v in conf.items()}
+
+
+def to_timedelta(value: timedelta | float | int, *, field: str = "timeout") -> timedelta:
+    """Convert a timeout given as a :class:`~datetime.timedelta` or a number of seconds.
+
+    Args:
+        value: A ``timedelta`` or a non-negative number of seconds.
+        field: The argument name, used in the error.
+
+    Returns:
+        The value as a ``timedelta``.
+
+    Raises:
+        InvalidConfigError: For negative, non-finite or non-numeric values.
+    """
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise InvalidConfigError(field, f"must be a finite number of seconds, got {value!r}")
+        result = timedelta(seconds=value)
+    else:
+        raise InvalidConfigError(
+            field, f"must be a datetime.timedelta or a number of seconds, got {value!r}"
+        )
+    if result < timedelta(0):
+        raise InvalidConfigError(field, f"must not be negative, got {value!r}")
+    return result
+
+
+def _freeze(value: Any) -> Any:
+    """Deep read-only copy: mappings become ``MappingProxyType``, lists become tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    frozen: Mapping[str, Any] = _freeze(value or {})
+    return frozen
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@attrs.frozen(kw_only=True)
+class Workers:
+    """A fixed pool of workers of one type (Glue ``NumberOfWorkers`` and ``WorkerType``).
+
+    Attributes:
+        count: How many workers, at least 1.
+        type: The service's worker type, e.g. ``"G.1X"``.
+    """
+
+    count: int = attrs.field()
+    type: str = attrs.field()
+
+    @count.validator
+    def _check_count(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidConfigError("workers", f"count must be a whole number >= 1, got {value!r}")
+
+    @type.validator
+    def _check_type(self, attribute: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise InvalidConfigError("workers", f"type must be a worker type name, got {value!r}")
+
+
+def _to_workers(value: Any) -> Any:
+    if isinstance(value, tuple) and len(value) == 2:
+        return Workers(count=value[0], type=value[1])
+    if isinstance(value, Mapping):
+        try:
+            return Workers(**value)
+        except TypeError as exc:
+            raise InvalidConfigError("workers", f"expected count= and type=: {exc}") from None
+    return value
+
+
+def _to_optional_timedelta(value: Any) -> Any:
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value) if math.isfinite(value) else value
+    return value
+
+
+def _copy_mapping(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _optional_str(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InvalidConfigError(attribute.name, f"must be a non-empty string, got {value!r}")
+
+
+def _optional_positive_duration(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, timedelta):
+        raise InvalidConfigError(
+            attribute.name, f"must be a datetime.timedelta or a number of seconds, got {value!r}"
+        )
+    if value <= timedelta(0):
+        raise InvalidConfigError(attribute.name, f"must be positive, got {value}")
+
+
+def _str_mapping(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, dict):
+        raise InvalidConfigError(attribute.name, f"must be a dict of str to str, got {value!r}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidConfigError(attribute.name, f"keys must be non-empty strings, got {key!r}")
+        if not isinstance(item, str):
+            shown = _REDACTED if looks_secret(key) else repr(item)
+            raise InvalidConfigError(
+                attribute.name, f"value of {key!r} must be a string, got {shown} (quote it)"
+            )
+
+
+_ROLE_ARN = re.compile(r"arn:aws[a-zA-Z0-9-]*:iam::\d{12}:role/.+")
+
+
+def _role_arn(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _optional_str(instance, attribute, value)
+    if value is not None and not _ROLE_ARN.fullmatch(value):
+        raise InvalidConfigError(
+            "role",
+            f"must be an IAM role ARN like 'arn:aws:iam::123456789012:role/NAME', got {value!r}",
+        )
+
+
+def _repr_conf(conf: Mapping[str, str]) -> str:
+    return repr(redact_conf(conf))
+
+
+@attrs.frozen(kw_only=True)
+class SessionConfig:
+    """What to start: the portable fields every backend understands, plus ``options``.
+
+    A field the chosen backend does not support is rejected with
+    :class:`~sessionkit.errors.InvalidConfigError` before any call to the service; nothing is
+    silently dropped. Durations take a :class:`~datetime.timedelta` or a number of seconds and
+    are rounded *up* to whole minutes where the service counts minutes.
+
+    Attributes:
+        name: A name for the session (Glue: the session ``Id``).
+        description: Free text describing the session.
+        role: The IAM role ARN the session runs as.
+        idle_timeout: Stop the session after this long without work.
+        max_duration: Stop the session after this long in any case (Glue ``Timeout``).
+        spark_conf: Spark properties, e.g. ``{"spark.sql.shuffle.partitions": "64"}``.
+        tags: Resource tags.
+        workers: A fixed worker pool (Glue).
+        max_dpus: Capacity in DPUs (Glue ``MaxCapacity``, Athena ``MaxConcurrentDpus``).
+        runtime_version: The engine version (Glue ``GlueVersion``).
+        client_token: Idempotency token; generated once per ``open_session`` if absent.
+        options: The service's own request keys, merged into the request as given.
+    """
+
+    name: str | None = attrs.field(default=None, validator=_optional_str)
+    description: str | None = attrs.field(default=None, validator=_optional_str)
+    role: str | None = attrs.field(default=None, validator=_role_arn)
+    idle_timeout: timedelta | None = attrs.field(
+        default=None, converter=_to_optional_timedelta, validator=_optional_positive_duration
+    )
+    max_duration: timedelta | None = attrs.field(
+        default=None, converter=_to_optional_timedelta, validator=_optional_positive_duration
+    )
+    spark_conf: dict[str, str] = attrs.field(
+        factory=dict, converter=_copy_mapping, validator=_str_mapping, repr=_repr_conf
+    )
+    tags: dict[str, str] = attrs.field(
+        factory=dict, converter=_copy_mapping, validator=_str_mapping
+    )
+    workers: Workers | None = attrs.field(default=None, converter=_to_workers)
+    max_dpus: float | None = attrs.field(default=None)
+    runtime_version: str | None = attrs.field(default=None, validator=_optional_str)
+    client_token: str | None = attrs.field(default=None, validator=_optional_str, repr=False)
+    options: dict[str, Any] = attrs.field(factory=dict, converter=_copy_mapping, repr=_repr_conf)
+
+    @workers.validator
+    def _check_workers(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not isinstance(value, Workers):
+            raise InvalidConfigError(
+                "workers", f"must be Workers(count=..., type=...) or (count, type), got {value!r}"
+            )
+
+    @max_dpus.validator
+    def _check_max_dpus(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise InvalidConfigError("max_dpus", f"must be a positive number, got {value!r}")
+        if self.workers is not None:
+            raise InvalidConfigError(
+                "max_dpus", "cannot be combined with workers: give either max_dpus or workers"
+            )
+
+    @options.validator
+    def _check_options(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise InvalidConfigError("options", f"must be a dict keyed by str, got {value!r}")
+
+    def given(self) -> dict[str, Any]:
+        """Return the portable fields that were set (not ``None`` and not empty).
+
+        Returns:
+            Field name to value, for the fields a backend has to translate.
+        """
+        return {
+            a.name: getattr(self, a.name)
+            for a in attrs.fields(SessionConfig)
+            if getattr(self, a.name) not in (None, {}) and a.name != "options"
+        }
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Make timestamps timezone-aware, in UTC (botocore parses into local time)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """Resources a session consumed, as far as the service reports them (every field optional).
+
+    Attributes:
+        dpu_seconds: DPU-seconds (Glue ``DPUSeconds``; Athena ``DpuExecutionInMillis`` / 1000).
+        vcpu_hours: vCPU-hours (EMR Serverless ``totalResourceUtilization``).
+        memory_gb_hours: GB-hours of memory (EMR Serverless).
+        storage_gb_hours: GB-hours of storage (EMR Serverless).
+        billed: What was billed, where the service says (EMR Serverless
+            ``billedResourceUtilization``).
+        execution_seconds: Wall-clock run time (Glue ``ExecutionTime``, EMR Serverless
+            ``totalExecutionDurationSeconds``).
+    """
+
+    dpu_seconds: float | None = None
+    vcpu_hours: float | None = None
+    memory_gb_hours: float | None = None
+    storage_gb_hours: float | None = None
+    billed: Usage | None = None
+    execution_seconds: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SessionInfo:
+    """A snapshot of a session as the service last described it.
+
+    Attributes:
+        id: The session id.
+        backend: The backend name, e.g. ``"glue"``.
+        state: The common state.
+        native_state: The service's own state string.
+        reason: The service's explanation of the state (Glue ``ErrorMessage``, EMR Serverless
+            ``stateDetails``, Athena ``StateChangeReason``).
+        name: The session's name, where the service keeps one.
+        created_at: When the session was created (timezone-aware).
+        started_at: When it became ready.
+        ended_at: When it ended.
+        idle_since: Since when it has been idle.
+        idle_timeout: The idle timeout in force.
+        arn: The session's ARN, where the service has one.
+        usage: Resources consumed so far.
+        raw: The service's own record, read-only.
+    """
+
+    id: str
+    backend: str
+    state: SessionState
+    native_state: str
+    reason: str | None = None
+    name: str | None = None
+    created_at: datetime | None = attrs.field(default=None, converter=_aware)
+    started_at: datetime | None = attrs.field(default=None, converter=_aware)
+    ended_at: datetime | None = attrs.field(default=None, converter=_aware)
+    idle_since: datetime | None = attrs.field(default=None, converter=_aware)
+    idle_timeout: timedelta | None = None
+    arn: str | None = None
+    usage: Usage = attrs.field(factory=Usage)
+    raw: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False, eq=False, hash=False
+    )
+
+
+@attrs.frozen(kw_only=True)
+class StatementResult:
+    """The outcome of code run in a session.
+
+    Attributes:
+        id: The statement (Glue) or calculation (Athena) id.
+        state: The common statement state.
+        output: The text the code printed or returned, or ``None`` when unavailable.
+        error_name: The exception's type name when the code failed.
+        error_value: The exception's message when the code failed.
+        traceback: The traceback lines when the code failed.
+        started_at: When execution started.
+        completed_at: When execution ended.
+        raw: The service's own record, read-only.
+    """
+
+    id: str
+    state: StatementState
+    output: str | None = None
+    error_name: str | None = None
+    error_value: str | None = None
+    traceback: list[str] = attrs.field(factory=list, converter=list)
+    started_at: datetime | None = attrs.field(default=None, converter=_aware)
+    completed_at: datetime | None = attrs.field(default=None, converter=_aware)
+    raw: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False, eq=False, hash=False
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Endpoint:
+    """A Spark Connect endpoint of a session, with its short-lived auth token.
+
+    The token is never part of ``repr`` or ``str``; read it from :attr:`token` or use
+    :attr:`spark_connect_url`.
+
+    Attributes:
+        url: The endpoint URL as the service gives it (``sc://...`` or ``https://...``).
+        token: The auth token (secret).
+        expires_at: When the token expires (timezone-aware), or ``None`` if the service says not.
+    """
+
+    url: str
+    token: str | None = attrs.field(default=None, repr=False)
+    expires_at: datetime | None = attrs.field(default=None, converter=_aware)
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    @property
+    def spark_connect_url(self) -> str:
+        """The ``sc://host:port/;param=...`` string a PySpark Spark Connect client takes.
+
+        The token is included, so treat the value as a secret.
+        """
+        parts = urlsplit(self.url)
+        if parts.scheme == "sc":
+            base = self.url.rstrip("/") if ";" not in self.url else self.url
+        else:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            base = f"sc://{parts.hostname}:{port}"
+            if parts.scheme == "https":
+                base += "/;use_ssl=true"
+        params = [p for p in base.split(";")[1:] if p]
+        head = base.split(";")[0].rstrip("/")
+        if self.token and not any(p.startswith("token=") for p in params):
+            params.append(f"token={self.token}")
+        return head + "/" + "".join(f";{p}" for p in params) if params else head
+
+    def expires_within(self, margin: timedelta, *, now: datetime | None = None) -> bool:
+        """Tell whether the token expires within ``margin`` from ``now``.
+
+        Args:
+            margin: How close to expiry counts as expiring.
+            now: The current time (timezone-aware); defaults to the wall clock.
+
+        Returns:
+            False when the expiry is unknown.
+        """
+        if self.expires_at is None:
+            return False
+        current = now or datetime.now(timezone.utc)
+        return self.expires_at - current <= margin

@@ -1,0 +1,419 @@
+"""`Session`: the public lifecycle of one interactive session, the same on every backend."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sessionkit.errors import (
+    ServiceError,
+    SessionFailedError,
+    StatementFailedError,
+    ThrottledError,
+)
+from sessionkit.models import Endpoint, SessionInfo, StatementResult, Usage
+from sessionkit.states import SessionState, StatementState
+from sessionkit.waiting import (
+    DEFAULT_POLL,
+    STATEMENT_POLL,
+    PollPolicy,
+    call_with_retries,
+    poll_until,
+)
+
+if TYPE_CHECKING:
+    from sessionkit.backends.base import Backend
+
+__all__ = ["Session"]
+
+logger = logging.getLogger(__name__)
+
+#: States in which waiting for READY ends at once with SessionFailedError.
+_FAIL_FAST = frozenset(
+    {
+        SessionState.FAILED,
+        SessionState.TIMED_OUT,
+        SessionState.DEGRADED,
+        SessionState.STOPPING,
+        SessionState.STOPPED,
+    }
+)
+#: A fresh endpoint is fetched when the cached token expires within this margin.
+_ENDPOINT_MARGIN = timedelta(minutes=1)
+#: Stop requests are retried through throttling this many times before giving up.
+_STOP_ATTEMPTS = 12
+
+
+class Session:
+    """One interactive Spark session on a backend.
+
+    Get one from :func:`sessionkit.open_session` (owned: the library stops it when the ``with``
+    block ends) or :func:`sessionkit.attach_session` (not owned unless ``stop_on_exit=True``).
+
+    Attributes:
+        poll_policy: How waits on this session poll.
+        statement_policy: How :meth:`run` polls statements.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        info: SessionInfo,
+        *,
+        owned: bool,
+        poll_policy: PollPolicy = DEFAULT_POLL,
+        statement_policy: PollPolicy | None = None,
+    ) -> None:
+        self._backend = backend
+        self._info = info
+        self._owned = owned
+        self._stop_requested = False
+        self._endpoint: Endpoint | None = None
+        self._lock = threading.Lock()
+        self.poll_policy = poll_policy
+        self.statement_policy = statement_policy or STATEMENT_POLL.on(
+            poll_policy.clock, poll_policy.sleep, poll_policy.now
+        )
+
+    # -- identity --------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The service's session id."""
+        return self._info.id
+
+    @property
+    def backend(self) -> str:
+        """The backend name, e.g. ``"glue"``."""
+        return self._backend.name
+
+    @property
+    def info(self) -> SessionInfo:
+        """The last :class:`SessionInfo` seen (no call; see :meth:`refresh`)."""
+        return self._info
+
+    @property
+    def state(self) -> SessionState:
+        """The last state seen (no call; see :meth:`refresh`)."""
+        return self._info.state
+
+    @property
+    def usage(self) -> Usage:
+        """Usage as of the last refresh (no call; see :meth:`refresh`)."""
+        return self._info.usage
+
+    @property
+    def owned(self) -> bool:
+        """Whether leaving a ``with`` block stops this session."""
+        return self._owned
+
+    def __repr__(self) -> str:
+        return (
+            f"<Session {self.backend}:{self.id} {self.state.value}"
+            f"{' owned' if self._owned else ''}>"
+        )
+
+    # -- refresh and waiting -----------------------------------------------------------------
+
+    def _update(self, info: SessionInfo) -> SessionInfo:
+        if info.state is not self._info.state:
+            logger.info(
+                "session %s:%s is %s (%s)",
+                self.backend,
+                info.id,
+                info.state.value,
+                info.native_state,
+            )
+        self._info = info
+        return info
+
+    def refresh(self) -> SessionInfo:
+        """Describe the session now (retrying throttling and transient errors).
+
+        Returns:
+            The new :class:`SessionInfo`, also kept as :attr:`info`.
+        """
+        info = call_with_retries(
+            lambda: self._backend._describe(self.id),
+            policy=self.poll_policy,
+            what=f"describe {self.backend}:{self.id}",
+        )
+        return self._update(info)
+
+    def _poll(self) -> SessionInfo:
+        return self._update(self._backend._describe_light(self.id))
+
+    def wait_until_ready(
+        self, timeout: timedelta | float | None = None, *, _initial: SessionInfo | None = None
+    ) -> SessionInfo:
+        """Wait until the session is READY.
+
+        Polls through PENDING, STARTING, BUSY and UNKNOWN, and through throttling and transient
+        service errors.
+
+        Args:
+            timeout: The longest wait (``timedelta`` or seconds); default: the poll policy's
+                (20 minutes).
+
+        Returns:
+            The READY :class:`SessionInfo`.
+
+        Raises:
+            SessionFailedError: At once on FAILED, TIMED_OUT, DEGRADED, STOPPING or STOPPED.
+            WaitTimeoutError: When time runs out (after a last poll at the deadline).
+        """
+
+        def done(info: SessionInfo) -> bool:
+            self._update(info)
+            if info.state is SessionState.READY:
+                return True
+            if info.state in _FAIL_FAST:
+                raise SessionFailedError(
+                    f"{self.backend} session {info.id} is {info.state.value} "
+                    f"({info.native_state}){': ' + info.reason if info.reason else ''}",
+                    info=info,
+                )
+            return False
+
+        return poll_until(
+            self._poll,
+            done,
+            policy=self.poll_policy,
+            timeout=timeout,
+            describe=lambda info: (
+                f"{self.backend} session {self.id} still "
+                f"{(info or self._info).state.value}, not READY"
+            ),
+            info_of=lambda info: info or self._info,
+            initial=_initial,
+        )
+
+    def wait_until_stopped(self, timeout: timedelta | float | None = None) -> SessionInfo:
+        """Wait until the session has ended (STOPPED, FAILED or TIMED_OUT).
+
+        Args:
+            timeout: The longest wait; default: the poll policy's (20 minutes).
+
+        Returns:
+            The final :class:`SessionInfo`.
+
+        Raises:
+            WaitTimeoutError: When time runs out.
+        """
+        final: SessionInfo = poll_until(
+            self._poll,
+            lambda info: info.state.is_terminal,
+            policy=self.poll_policy,
+            timeout=timeout,
+            describe=lambda info: (
+                f"{self.backend} session {self.id} still "
+                f"{(info or self._info).state.value}, not stopped"
+            ),
+            info_of=lambda info: info or self._info,
+        )
+        return final
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def _request_stop(self) -> None:
+        """Ask the service to stop the session, retried through throttling; no wait."""
+        if self._info.state.is_terminal:
+            return
+        try:
+            call_with_retries(
+                lambda: self._backend._stop(self.id),
+                policy=self.poll_policy,
+                what=f"stop {self.backend}:{self.id}",
+                attempts=max(self.poll_policy.max_attempts, _STOP_ATTEMPTS),
+            )
+        except ServiceError as exc:
+            if exc.retryable:
+                raise
+            # The service refuses to stop a session that is already ending; that is success.
+            info = self.refresh()
+            if not (info.state.is_terminal or info.state is SessionState.STOPPING):
+                raise
+        self._stop_requested = True
+        logger.info("requested stop of %s session %s", self.backend, self.id)
+
+    def stop(
+        self,
+        wait: bool = True,
+        delete: bool = False,
+        timeout: timedelta | float | None = None,
+    ) -> SessionInfo:
+        """Stop the session.
+
+        Args:
+            wait: Wait until the session has stopped (default). ``False`` only requests the stop.
+            delete: Also delete the session's record where the service keeps one (Glue
+                ``DeleteSession``); implies waiting for STOPPED first.
+            timeout: The longest wait for STOPPED; default: the poll policy's.
+
+        Returns:
+            The last :class:`SessionInfo` seen.
+
+        Raises:
+            WaitTimeoutError: When waiting and time runs out.
+            ServiceError: When the service does not accept the stop.
+        """
+        self._request_stop()
+        if wait or delete:
+            self.wait_until_stopped(timeout)
+        if delete:
+            call_with_retries(
+                lambda: self._backend._delete(self.id),
+                policy=self.poll_policy,
+                what=f"delete {self.backend}:{self.id}",
+            )
+            logger.info("deleted %s session %s", self.backend, self.id)
+        return self._info
+
+    def _stop_quietly(self) -> None:
+        """Request the stop on an error path, never masking the error in flight."""
+        try:
+            self._request_stop()
+        except BaseException as exc:
+            logger.error(
+                "could not stop %s session %s; it may still be running and costing money: %s",
+                self.backend,
+                self.id,
+                exc,
+            )
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._owned or self._stop_requested:
+            return
+        if exc_type is None:
+            self._request_stop()
+        else:
+            self._stop_quietly()
+
+    # -- running code ----------------------------------------------------------------------------
+
+    def run(self, code: str, timeout: timedelta | float | None = None) -> StatementResult:
+        """Run code in the session and wait for its result.
+
+        Waits first until the session accepts work (BUSY waits; a terminal state fails).
+        Statements are polled with :attr:`statement_policy`, so short ones are seen finished
+        within a fraction of a second.
+
+        Args:
+            code: The code to run (PySpark, with ``spark`` bound).
+            timeout: The longest wait for the statement; when it passes, the statement is
+                cancelled on the service and :class:`WaitTimeoutError` is raised. Default: none.
+
+        Returns:
+            The :class:`StatementResult` of a successful run.
+
+        Raises:
+            StatementFailedError: When the code failed or was cancelled; carries the result.
+            NotSupportedError: On backends without a statement API (use :meth:`endpoint`).
+            WaitTimeoutError: When ``timeout`` passed (the statement was cancelled).
+        """
+        if not isinstance(code, str) or not code.strip():
+            from sessionkit.errors import InvalidConfigError
+
+            raise InvalidConfigError("code", "must be a non-empty string of code")
+        self.wait_until_ready()
+
+        # Only throttling proves a statement did not start: never risk running code twice.
+        statement_id = call_with_retries(
+            lambda: self._backend._run(self.id, code),
+            policy=self.poll_policy,
+            what=f"run in {self.backend}:{self.id}",
+            retry_on=lambda exc: isinstance(exc, ThrottledError),
+        )
+        logger.info("submitted statement %s to %s session %s", statement_id, self.backend, self.id)
+        try:
+            result = poll_until(
+                lambda: self._backend._statement(self.id, statement_id),
+                lambda r: r.state.is_terminal,
+                policy=self.statement_policy,
+                timeout=timeout,
+                describe=lambda r: (
+                    f"statement {statement_id} still {r.state.value if r else 'PENDING'}"
+                ),
+                info_of=lambda r: self._info,
+            )
+        except BaseException:
+            self._cancel_quietly(statement_id)
+            raise
+        if result.state is not StatementState.SUCCEEDED:
+            detail = ": ".join(x for x in (result.error_name, result.error_value) if x)
+            raise StatementFailedError(
+                f"statement {statement_id} {result.state.value}{': ' + detail if detail else ''}",
+                result=result,
+            )
+        return result
+
+    def _cancel_quietly(self, statement_id: str) -> None:
+        try:
+            call_with_retries(
+                lambda: self._backend._cancel(self.id, statement_id),
+                policy=self.poll_policy,
+                what=f"cancel statement {statement_id}",
+            )
+            logger.info(
+                "cancelled statement %s on %s session %s", statement_id, self.backend, self.id
+            )
+        except BaseException as exc:
+            logger.error("could not cancel statement %s: %s", statement_id, exc)
+
+    # -- Spark Connect ---------------------------------------------------------------------------
+
+    def endpoint(self) -> Endpoint:
+        """Return the session's Spark Connect endpoint with a valid token.
+
+        The endpoint is cached and fetched anew when its token expires within a minute.
+
+        Returns:
+            The :class:`Endpoint` (its token is never shown by ``repr`` or ``str``).
+
+        Raises:
+            NotSupportedError: On backends without Spark Connect.
+        """
+        with self._lock:
+            current = self._endpoint
+            if current is None or current.expires_within(
+                _ENDPOINT_MARGIN, now=self.poll_policy.now()
+            ):
+                current = call_with_retries(
+                    lambda: self._backend._endpoint(self.id),
+                    policy=self.poll_policy,
+                    what=f"endpoint of {self.backend}:{self.id}",
+                )
+                self._endpoint = current
+            return current
+
+    def spark(self) -> Any:
+        """Return a PySpark Spark Connect ``SparkSession`` bound to this session's endpoint.
+
+        Needs the ``spark`` extra (``pip install 'sessionkit[spark]'``).
+
+        Returns:
+            A ``pyspark.sql.SparkSession``.
+
+        Raises:
+            NotSupportedError: When PySpark with Spark Connect is not installed.
+        """
+        try:
+            from pyspark.sql import SparkSession  # type: ignore[import-not-found]
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            from sessionkit.errors import NotSupportedError
+
+            raise NotSupportedError(
+                "Session.spark() needs PySpark with Spark Connect: pip install 'sessionkit[spark]'"
+            ) from exc
+        return SparkSession.builder.remote(self.endpoint().spark_connect_url).getOrCreate()

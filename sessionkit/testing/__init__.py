@@ -1,0 +1,33 @@
+"""The local emulator of the session APIs, and test helpers users can import.
+
+``sessionkit.testing`` is a product feature: the same emulator sessionkit tests itself against
+is yours for your own tests and demos, with no AWS account.
+
+>>> from sessionkit import open_session
+>>> from sessionkit.testing import Emulator
+>>> emulator = Emulator()
+>>> with open_session("glue", client=emulator.client("glue"),
+...                   poll_policy=emulator.poll_policy(),
+...                   role="arn:aws:iam::123456789012:role/Demo") as session:
+...     print(session.state)
+READY
+"""
+
+from sessionkit.testing._base import EmulatedError, EmulatedService
+from sessionkit.testing._clock import VirtualClock
+from sessionkit.testing._faults import Fault
+from sessionkit.testing._glue import GlueTimeline, StatementOutcome, python_executor
+from sessionkit.testing.emulator import Call, Emulator, EmulatorDriftError
+
+__all__ = [
+    "Call",
+    "EmulatedError",
+    "EmulatedService",
+    "Emulator",
+    "EmulatorDriftError",
+    "Fault",
+    "GlueTimeline",
+    "StatementOutcome",
+    "VirtualClock",
+    "python_executor",
+]

@@ -1,0 +1,109 @@
+"""What every emulated service shares: errors, ids, paging, the handler base class."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from sessionkit.testing.emulator import Emulator
+
+__all__ = ["EmulatedError", "EmulatedService", "page"]
+
+T = TypeVar("T")
+
+
+class EmulatedError(Exception):
+    """An error the emulated service answers with (becomes a real AWS error response).
+
+    Args:
+        code: The AWS error code, e.g. ``"EntityNotFoundException"``.
+        message: The error message.
+        status: The HTTP status.
+    """
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def page(items: Sequence[T], token: str | None, size: int) -> tuple[list[T], str | None]:
+    """Cut one page out of ``items``; tokens are opaque offsets.
+
+    Args:
+        items: Everything to list, in a stable order.
+        token: The token from the previous page, or ``None``.
+        size: The page size.
+
+    Returns:
+        The page and the next token (``None`` after the last page).
+    """
+    start = 0
+    if token:
+        try:
+            start = int(base64.urlsafe_b64decode(token.encode()).decode())
+        except ValueError as exc:
+            raise EmulatedError(
+                "ValidationException", f"invalid pagination token {token!r}"
+            ) from exc
+    chunk = list(items[start : start + size])
+    end = start + size
+    following = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
+    return chunk, following
+
+
+class EmulatedService:
+    """Base of an emulated service: ``op_<snake_name>(params)`` methods answer operations.
+
+    Attributes:
+        service: The boto3 service name, e.g. ``"glue"``.
+        validation_error: The error code the service uses for malformed input.
+        throttling_error: The error code the service uses for throttling.
+        throttling_status: The HTTP status of a throttling answer.
+        server_error: The error code of a 5xx answer.
+    """
+
+    service: ClassVar[str]
+    validation_error: ClassVar[str] = "ValidationException"
+    throttling_error: ClassVar[str] = "ThrottlingException"
+    throttling_status: ClassVar[int] = 400
+    server_error: ClassVar[str] = "InternalServerException"
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    @property
+    def now(self) -> float:
+        """Virtual seconds on the emulator clock."""
+        return self.emulator.clock.monotonic()
+
+    def handler(self, operation: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """The method answering ``operation``.
+
+        Raises:
+            EmulatedError: When the emulator does not implement it.
+        """
+        method = getattr(self, f"op_{_snake(operation)}", None)
+        if method is None:
+            raise EmulatedError(
+                "UnsupportedOperation",
+                f"the sessionkit emulator does not implement {self.service} {operation}",
+            )
+        result: Callable[[dict[str, Any]], dict[str, Any]] = method
+        return result
+
+    def alive(self) -> list[str]:
+        """Ids of sessions that still hold resources (for leak checks)."""
+        return []
+
+    def created(self) -> int:
+        """How many sessions were ever created."""
+        return 0
