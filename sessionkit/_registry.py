@@ -109,10 +109,16 @@ def _import(path: str, name: str, requirement: str | None) -> BackendFactory:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        needed = requirement or exc.name or module_name
+        missing = (exc.name or "").split(".")[0]
+        if missing and missing != module_name.split(".")[0]:
+            # A dependency of the backend is missing: say what to install.
+            needed = requirement or missing
+            raise BackendNotFoundError(
+                f"backend {name!r} needs {missing!r}, which is not installed: pip install {needed}",
+                name=name,
+            ) from exc
         raise BackendNotFoundError(
-            f"backend {name!r} needs {needed!r}, which is not installed: pip install {needed}",
-            name=name,
+            f"backend {name!r} points at {path!r}, which cannot be imported: {exc}", name=name
         ) from exc
     factory: BackendFactory = getattr(module, attribute)
     return factory
@@ -240,6 +246,7 @@ def open_session(
     impl = _build_backend(
         backend, {**_connection(client, boto3_session, region, endpoint_url), **rest}
     )
+    impl.poll_policy = policy
     impl.check_supported(session_config)
     prepared = impl.prepare_start(session_config)
     if prepared.preflight:

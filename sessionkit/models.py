@@ -28,6 +28,7 @@ __all__ = [
     "Workers",
     "looks_secret",
     "redact_conf",
+    "redact_text",
     "to_timedelta",
 ]
 
@@ -48,6 +49,28 @@ def looks_secret(key: str) -> bool:
         True if values under this key must never be shown.
     """
     return bool(_SECRET_KEY.search(key))
+
+
+_JSON_PAIR = re.compile(r'"([^"\\]{1,200})"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
+_CONF_PAIR = re.compile(r"([A-Za-z0-9_.\-]{1,200})=([^\s'\"&;]+)")
+
+
+def redact_text(text: str) -> str:
+    """Replace secret values in free text (JSON ``"key": "value"`` and ``key=value`` pairs).
+
+    Used on log records of the HTTP layer, whose request and response bodies can carry Spark
+    Connect tokens and secret Spark properties.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The text with the values of secret-looking keys replaced by ``***``.
+    """
+    text = _JSON_PAIR.sub(
+        lambda m: f'"{m[1]}"{m[2]}"{_REDACTED}"' if looks_secret(m[1]) else m[0], text
+    )
+    return _CONF_PAIR.sub(lambda m: f"{m[1]}={_REDACTED}" if looks_secret(m[1]) else m[0], text)
 
 
 def redact_conf(conf: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from botocore.model import OperationModel, Shape
 from sessionkit._version import __version__
 from sessionkit.backends.base import Backend
 from sessionkit.errors import InvalidConfigError, ServiceError, ThrottledError
+from sessionkit.models import redact_text
 
 __all__ = [
     "THROTTLING_CODES",
@@ -356,6 +357,38 @@ def check_request(
     )
 
 
+# ----------------------------------------------------------------------------- secrets in logs
+
+#: botocore loggers that log whole request and response bodies at DEBUG level.
+_BODY_LOGGERS = ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.auth")
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts tokens and secret Spark properties from botocore's body logging."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message with secret values replaced; never drops a record."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is botocore's to report, not ours
+            return True
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Attach :class:`RedactingFilter` to botocore's body loggers (idempotent)."""
+    for name in _BODY_LOGGERS:
+        target = logging.getLogger(name)
+        if _FILTER not in target.filters:
+            target.addFilter(_FILTER)
+
+
 # ----------------------------------------------------------------------------- backend base
 
 
@@ -396,6 +429,7 @@ class AwsBackend(Backend):
                 "client", "give either client= or boto3_session=/region=/endpoint_url=, not both"
             )
         self._client: Any = client
+        install_log_redaction()
 
     @property
     def client(self) -> Any:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 from sessionkit.errors import InvalidConfigError, NotSupportedError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult
 from sessionkit.states import SessionState
+
+if TYPE_CHECKING:
+    from sessionkit.waiting import PollPolicy
 
 __all__ = ["Backend", "PreparedStart"]
 
@@ -60,6 +63,11 @@ class Backend(abc.ABC):
     extra_fields: ClassVar[tuple[str, ...]] = ()
     supported_fields: ClassVar[frozenset[str]] = frozenset()
     state_map: ClassVar[Mapping[str, SessionState]] = {}
+
+    #: The caller's poll policy, set by ``open_session`` before the pre-flight, so a pre-flight
+    #: that has to wait (EMR Serverless starting its application) polls on the caller's
+    #: schedule and clock; ``None`` means the default policy.
+    poll_policy: PollPolicy | None = None
 
     @property
     def location(self) -> Mapping[str, Any]:

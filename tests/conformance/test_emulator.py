@@ -1,0 +1,29 @@
+"""The conformance suite on the local emulator, for every built-in backend."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from sessionkit.testing.conformance import EmulatorHarness, SessionConformance
+
+_MODULES = {
+    "glue": "sessionkit.testing._glue",
+    "emr-serverless": "sessionkit.testing._emr_serverless",
+    "athena": "sessionkit.testing._athena",
+}
+
+
+@pytest.fixture(params=sorted(_MODULES))
+def backend_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if importlib.util.find_spec(_MODULES[name]) is None:
+        pytest.skip(f"the {name} emulator is not built yet")
+    return name
+
+
+class TestEmulatorConformance(SessionConformance):
+    @pytest.fixture
+    def harness(self, backend_name: str) -> EmulatorHarness:
+        return EmulatorHarness(backend_name)
