@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, Union
 
 import attrs
 
-from sessionkit.errors import BackendNotFoundError, InvalidConfigError
+from sessionkit.errors import BackendNotFoundError, InvalidConfigError, ServiceError
 from sessionkit.models import SessionConfig, SessionInfo
 from sessionkit.session import Session
 from sessionkit.states import SessionState
 from sessionkit.waiting import DEFAULT_POLL, PollPolicy, call_with_retries
 
 if TYPE_CHECKING:
-    from sessionkit.backends.base import Backend
+    from sessionkit.backends.base import Backend, PreparedStart
 
 __all__ = [
     "BackendFactory",
@@ -195,6 +195,13 @@ def _connection(
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _abandon_quietly(impl: Backend, prepared: PreparedStart) -> None:
+    try:
+        impl._abandon(prepared)
+    except BaseException as exc:
+        logger.error("could not clean up an interrupted %s start: %s", impl.name, exc)
+
+
 def open_session(
     backend: str,
     *,
@@ -259,7 +266,15 @@ def open_session(
         attempts[0] += 1
         return impl._start(prepared, attempt=attempts[0])
 
-    info = call_with_retries(start, policy=policy, what=f"start {backend} session")
+    try:
+        info = call_with_retries(start, policy=policy, what=f"start {backend} session")
+    except BaseException as exc:
+        # Only an attempt whose outcome is unknown may have created a session; a definite
+        # refusal (a name already taken by someone else, say) must not stop anything.
+        unknown = not isinstance(exc, ServiceError) or exc.retryable
+        if attempts[0] and unknown:
+            _abandon_quietly(impl, prepared)
+        raise
     logger.info("started %s session %s (%s)", backend, info.id, info.state.value)
     session = Session(impl, info, owned=True, poll_policy=policy)
     if wait:

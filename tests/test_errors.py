@@ -53,7 +53,8 @@ def test_client_errors(code: str, status: int, kind: type, retryable: bool) -> N
 
 def test_connection_errors_are_retryable() -> None:
     error = translate_error(
-        botocore.exceptions.EndpointConnectionError(endpoint_url="https://x"), operation="GetSession"
+        botocore.exceptions.EndpointConnectionError(endpoint_url="https://x"),
+        operation="GetSession",
     )
     assert isinstance(error, errors.ServiceError) and error.retryable
     error = translate_error(
@@ -72,8 +73,9 @@ def test_service_error_keeps_the_cause(emulator: object) -> None:
 
     assert isinstance(emulator, Emulator)
     with pytest.raises(errors.ServiceError) as caught:
-        sessionkit.attach_session("glue", "missing", client=emulator.client("glue"),
-                                  poll_policy=emulator.poll_policy())
+        sessionkit.attach_session(
+            "glue", "missing", client=emulator.client("glue"), poll_policy=emulator.poll_policy()
+        )
     assert isinstance(caught.value.__cause__, botocore.exceptions.ClientError)
     assert caught.value.code == "EntityNotFoundException"
     assert not caught.value.retryable

@@ -5,8 +5,17 @@ from datetime import datetime, timedelta, timezone
 import attrs
 import pytest
 
-from sessionkit import Endpoint, InvalidConfigError, SessionConfig, SessionInfo, SessionState, Usage
-from sessionkit import StatementResult, StatementState, Workers
+from sessionkit import (
+    Endpoint,
+    InvalidConfigError,
+    SessionConfig,
+    SessionInfo,
+    SessionState,
+    StatementResult,
+    StatementState,
+    Usage,
+    Workers,
+)
 from sessionkit.models import looks_secret, to_timedelta
 
 
@@ -54,7 +63,9 @@ def test_invalid_values_name_the_field(kwargs: dict[str, object], field: str) ->
 
 def test_workers_from_tuple_or_mapping() -> None:
     assert SessionConfig(workers=(2, "G.1X")).workers == Workers(count=2, type="G.1X")
-    assert SessionConfig(workers={"count": 3, "type": "G.2X"}).workers == Workers(count=3, type="G.2X")
+    assert SessionConfig(workers={"count": 3, "type": "G.2X"}).workers == Workers(
+        count=3, type="G.2X"
+    )
 
 
 def test_given_lists_only_set_fields() -> None:
@@ -104,7 +115,9 @@ def test_usage_fields_are_optional() -> None:
 
 def test_endpoint_hides_its_token() -> None:
     expires = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    endpoint = Endpoint(url="sc://host.example:443/;use_ssl=true", token="SECRET", expires_at=expires)
+    endpoint = Endpoint(
+        url="sc://host.example:443/;use_ssl=true", token="SECRET", expires_at=expires
+    )
     assert "SECRET" not in repr(endpoint)
     assert "SECRET" not in str(endpoint)
     assert "SECRET" not in f"{endpoint}"

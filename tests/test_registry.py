@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 import sessionkit
-from sessionkit import BackendNotFoundError, InvalidConfigError
-from sessionkit import _registry
+from sessionkit import BackendNotFoundError, InvalidConfigError, _registry
 from sessionkit.backends.glue import GlueBackend
 from tests.conftest import ROLE
 
@@ -61,8 +60,9 @@ def test_register_lazy_string(clean_registry: None) -> None:
         _registry.get_backend("broken")
 
 
-def test_missing_dependency_names_the_package(clean_registry: None, tmp_path: Any,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_dependency_names_the_package(
+    clean_registry: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "needs_dep_backend.py").write_text("import sessionkit_fake_dependency\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     sessionkit.register_backend("needs-dep", "needs_dep_backend:Backend")
@@ -74,7 +74,9 @@ def test_entry_points_are_read(clean_registry: None, monkeypatch: pytest.MonkeyP
     from importlib.metadata import EntryPoint
 
     entry = EntryPoint(
-        name="from-plugin", value="sessionkit.backends.glue:GlueBackend", group="sessionkit.backends"
+        name="from-plugin",
+        value="sessionkit.backends.glue:GlueBackend",
+        group="sessionkit.backends",
     )
 
     def fake_entry_points(group: str) -> list[EntryPoint]:
@@ -97,7 +99,9 @@ def test_missing_location_is_named() -> None:
 
 def test_client_and_region_conflict(emulator: Any) -> None:
     with pytest.raises(InvalidConfigError) as caught:
-        sessionkit.open_session("glue", client=emulator.client("glue"), region="eu-west-1", role=ROLE)
+        sessionkit.open_session(
+            "glue", client=emulator.client("glue"), region="eu-west-1", role=ROLE
+        )
     assert caught.value.field == "client"
 
 
@@ -141,6 +145,8 @@ def test_import_does_not_import_boto3_or_tenacity() -> None:
 def test_public_names() -> None:
     for name in sessionkit.__all__:
         assert getattr(sessionkit, name) is not None
-    assert sessionkit.__all__ == sorted(sessionkit.__all__, key=lambda n: (n.lower() != n, n)) or True
+    assert (
+        sessionkit.__all__ == sorted(sessionkit.__all__, key=lambda n: (n.lower() != n, n)) or True
+    )
     with pytest.raises(AttributeError):
         sessionkit.no_such_name  # noqa: B018

@@ -33,7 +33,9 @@ def test_ready_is_detected_promptly(emulator: Emulator, policy: Any) -> None:
     assert 0 <= lag <= policy.cap
 
 
-def test_timeout_is_raised_after_a_final_poll_at_the_deadline(emulator: Emulator, policy: Any) -> None:
+def test_timeout_is_raised_after_a_final_poll_at_the_deadline(
+    emulator: Emulator, policy: Any
+) -> None:
     emulator.glue.timeline.provisioning = 1000
     with pytest.raises(WaitTimeoutError) as caught:
         _open(emulator, policy, timeout=30)
@@ -145,8 +147,9 @@ def test_wait_until_ready_on_a_stopped_session_fails_fast(emulator: Emulator, po
     assert caught.value.info.state is SessionState.STOPPED
 
 
-def test_wait_until_ready_polls_through_unknown(emulator: Emulator, policy: Any,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wait_until_ready_polls_through_unknown(
+    emulator: Emulator, policy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     session = _open(emulator, policy, wait=False)
     from sessionkit.backends import glue
 
@@ -198,8 +201,9 @@ def test_list_sessions_filters_and_pages(emulator: Emulator, policy: Any) -> Non
     assert caught.value.field == "states"
 
 
-def test_repr_and_logs_carry_no_secrets(emulator: Emulator, policy: Any,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_repr_and_logs_carry_no_secrets(
+    emulator: Emulator, policy: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG):
         session = _open(emulator, policy, spark_conf={"spark.hadoop.fs.s3a.secret.key": "SEKRET1"})
         endpoint = session.endpoint()
@@ -230,3 +234,25 @@ def test_endpoint_is_cached_and_refreshed_before_expiry(emulator: Emulator, poli
 
 def test_sessions_are_typed_at_the_top_level() -> None:
     assert sessionkit.Session.__module__ == "sessionkit.session"
+
+
+def test_ctrl_c_between_start_attempts_stops_the_glue_session(
+    emulator: Emulator, policy: Any
+) -> None:
+    # The first CreateSession lands but its answer is lost; Ctrl-C comes during the retry pause.
+    emulator.inject("read_timeout", service="glue", operations="CreateSession", count=1)
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _open(emulator, policy.on(policy.clock, interrupted), name="interrupted")
+    assert emulator.calls[-1].operation == "StopSession"
+    assert emulator.glue.status("interrupted") == "STOPPING"
+
+
+def test_a_name_taken_by_someone_else_is_never_stopped(emulator: Emulator, policy: Any) -> None:
+    theirs = _open(emulator, policy, name="shared-name")
+    with pytest.raises(sessionkit.ServiceError):
+        _open(emulator, policy, name="shared-name")
+    assert emulator.glue.status(theirs.id) == "READY"

@@ -41,9 +41,14 @@ def test_statement_states() -> None:
 
 def test_normalize_unknown_logs(caplog: pytest.LogCaptureFixture) -> None:
     table = {"UP": SessionState.READY}
-    assert normalize_state("UP", table, unknown=SessionState.UNKNOWN, source="x") is SessionState.READY
+    assert (
+        normalize_state("UP", table, unknown=SessionState.UNKNOWN, source="x") is SessionState.READY
+    )
     with caplog.at_level(logging.WARNING):
         state = normalize_state("SIDEWAYS", table, unknown=SessionState.UNKNOWN, source="x")
     assert state is SessionState.UNKNOWN
     assert "SIDEWAYS" in caplog.text
-    assert normalize_state(None, table, unknown=SessionState.UNKNOWN, source="x") is SessionState.UNKNOWN
+    assert (
+        normalize_state(None, table, unknown=SessionState.UNKNOWN, source="x")
+        is SessionState.UNKNOWN
+    )

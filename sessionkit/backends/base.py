@@ -112,6 +112,14 @@ class Backend(abc.ABC):
     def _start(self, prepared: PreparedStart, *, attempt: int) -> SessionInfo:
         """Send the start request; ``attempt`` > 1 means an earlier attempt may have landed."""
 
+    def _abandon(self, prepared: PreparedStart) -> None:  # noqa: B027 - optional hook
+        """Best effort: stop whatever an interrupted start may have created.
+
+        Called when a start was interrupted (Ctrl-C) or its retries ran out with the outcome of
+        an attempt unknown. Backends whose idempotency key names the session (Glue's Id) can
+        stop it; the others cannot know its id and do nothing.
+        """
+
     @abc.abstractmethod
     def _describe(self, session_id: str) -> SessionInfo:
         """Describe one session."""

@@ -6,6 +6,7 @@ and the few calls the backend makes.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -228,6 +229,12 @@ class GlueBackend(AwsBackend):
             return session_info(record)
         # Some implementations answer with an empty body; every Glue session starts here.
         return session_info({"Id": prepared.token, "Status": "PROVISIONING"})
+
+    def _abandon(self, prepared: PreparedStart) -> None:
+        # The Id is known before the call, so a start whose answer never came can be stopped.
+        # ServiceError: nothing was created, or it is already ending.
+        with contextlib.suppress(ServiceError):
+            self._call("stop_session", Id=prepared.token)
 
     def _describe(self, session_id: str) -> SessionInfo:
         return session_info(self._call("get_session", Id=session_id)["Session"])

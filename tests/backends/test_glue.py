@@ -13,7 +13,12 @@ from botocore.stub import ANY, Stubber
 
 import sessionkit
 from sessionkit import InvalidConfigError, SessionState, StatementState, Workers
-from sessionkit.backends.glue import GLUE_STATEMENT_STATES, STATE_MAP, session_info, statement_result
+from sessionkit.backends.glue import (
+    GLUE_STATEMENT_STATES,
+    STATE_MAP,
+    session_info,
+    statement_result,
+)
 from sessionkit.testing import Emulator
 from tests.conftest import ROLE
 
@@ -31,7 +36,12 @@ def stubbed() -> Any:
 
 
 def _record(status: str = "READY", **extra: Any) -> dict[str, Any]:
-    return {"Id": "s1", "Status": status, "CreatedOn": datetime(2026, 1, 1, tzinfo=timezone.utc), **extra}
+    return {
+        "Id": "s1",
+        "Status": status,
+        "CreatedOn": datetime(2026, 1, 1, tzinfo=timezone.utc),
+        **extra,
+    }
 
 
 def _open_stubbed(client: Any, stubber: Stubber, expected: dict[str, Any], **config: Any) -> Any:
@@ -138,8 +148,14 @@ def test_options_can_replace_the_command() -> None:
         ({"role": ROLE, "description": "d" * 2049}, "description"),
         ({"role": ROLE, "name": "a", "client_token": "b"}, "client_token"),
         ({"role": ROLE, "options": {"Role": ROLE}}, "options"),
-        ({"role": ROLE, "spark_conf": {"a": "b"}, "options": {"DefaultArguments": {"--conf": "x=y"}}},
-         "spark_conf"),
+        (
+            {
+                "role": ROLE,
+                "spark_conf": {"a": "b"},
+                "options": {"DefaultArguments": {"--conf": "x=y"}},
+            },
+            "spark_conf",
+        ),
         ({"role": ROLE, "options": {"NoSuchKey": 1}}, "options"),
         ({"role": ROLE, "default_arguments": {}}, "default_arguments"),
     ],
