@@ -1,0 +1,598 @@
+"""The emulated Amazon EMR Serverless applications and interactive-sessions API (REST-JSON).
+
+The wire (paths, query strings, JSON bodies) is decoded and encoded by
+:mod:`sessionkit.testing.emulator`; this module keeps the state: applications, which tests
+create with :meth:`EmrServerlessService.create_application`, and the sessions in them, which
+move through SUBMITTED, STARTING, STARTED and IDLE on the emulator's virtual clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import attrs
+
+from sessionkit.testing._base import EmulatedError, EmulatedService, page
+
+__all__ = ["EmrServerlessService", "EmrServerlessTimeline"]
+
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+_APPLICATION_STATES = frozenset(
+    {"CREATING", "CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED", "TERMINATED"}
+)
+_ALIVE = frozenset({"SUBMITTED", "STARTING", "STARTED", "IDLE", "BUSY", "TERMINATING"})
+_RUNNING = frozenset({"STARTED", "IDLE", "BUSY"})
+_ENDED = frozenset({"TERMINATED", "FAILED"})
+
+#: What the service says in ``stateDetails`` (a required, non-empty field) for each state.
+_DETAILS = {
+    "SUBMITTED": "Session submitted",
+    "STARTING": "Session is starting",
+    "STARTED": "Session started",
+    "IDLE": "Session is idle",
+    "BUSY": "Session is running work",
+    "TERMINATING": "Session is terminating",
+    "TERMINATED": "Session terminated by user request",
+    "FAILED": "Session failed",
+}
+
+
+@attrs.define(kw_only=True)
+class EmrServerlessTimeline:
+    """How long things take in the emulated EMR Serverless, in virtual seconds.
+
+    Attributes:
+        submitted: From StartSession (or from the application being STARTED) to STARTING.
+        starting: From STARTING to STARTED.
+        idle_after: From STARTED (or the end of work) to IDLE when no work runs.
+        terminating: From TerminateSession to TERMINATED.
+        application_starting: From StartApplication (or an auto-start) to STARTED.
+        default_idle_timeout: Minutes, when the request gives none (0: no idle timeout).
+        token_ttl: Lifetime of Spark Connect auth tokens.
+        vcpus: vCPUs a session holds while it runs (for resource utilization).
+        memory_gb: GB of memory a session holds while it runs.
+        storage_gb: GB of storage a session holds while it runs.
+        billed_minimum: Seconds billed at least once a session has run at all.
+    """
+
+    submitted: float = 1.0
+    starting: float = 5.0
+    idle_after: float = 2.0
+    terminating: float = 2.0
+    application_starting: float = 10.0
+    default_idle_timeout: int = 60
+    token_ttl: float = 3600.0
+    vcpus: float = 4.0
+    memory_gb: float = 16.0
+    storage_gb: float = 20.0
+    billed_minimum: float = 60.0
+
+
+@attrs.define(kw_only=True)
+class _Script:
+    state: str
+    after: float
+    reason: str
+
+
+@attrs.define(kw_only=True)
+class _Application:
+    id: str
+    name: str
+    state: str
+    session_enabled: bool
+    auto_start: bool
+    release_label: str
+    type: str
+    created: float
+    updated: float
+    ready_at: float | None = None
+    details: str | None = None
+
+
+@attrs.define(kw_only=True)
+class _Session:
+    id: str
+    application_id: str
+    request: dict[str, Any]
+    created: float
+    state: str = "SUBMITTED"
+    updated: float = 0.0
+    details: str | None = None
+    starting_at: float | None = None
+    started_at: float | None = None
+    idle_since: float | None = None
+    busy_until: float | None = None
+    ended: float | None = None
+    terminate_done: float | None = None
+    script: _Script | None = None
+
+
+class EmrServerlessService(EmulatedService):
+    """Emulated EMR Serverless: applications, and sessions in them.
+
+    Sessions go SUBMITTED, STARTING, STARTED, then IDLE after ``timeline.idle_after`` with no
+    work; :meth:`busy` makes one BUSY for a while (the work a Spark Connect client would send).
+    TerminateSession goes through TERMINATING to TERMINATED; an idle timeout ends a session in
+    TERMINATED with its reason in ``stateDetails``. Sessions in an application that is not
+    STARTED stay SUBMITTED until it is (auto-start starts it on the first StartSession).
+
+    Attributes:
+        timeline: How long things take (mutable: set fields to change later sessions).
+        endpoint_url: The Spark Connect URL GetSessionEndpoint answers (default: a
+            per-session ``https://...emulator.invalid`` address).
+    """
+
+    service: ClassVar[str] = "emr-serverless"
+    validation_error: ClassVar[str] = "ValidationException"
+    throttling_error: ClassVar[str] = "ThrottlingException"
+    throttling_status: ClassVar[int] = 429
+    server_error: ClassVar[str] = "InternalServerException"
+
+    def __init__(self, emulator: Any) -> None:
+        super().__init__(emulator)
+        self.timeline = EmrServerlessTimeline()
+        self.endpoint_url: str | None = None
+        self._applications: dict[str, _Application] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._tokens: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._scripts: list[_Script] = []
+        self._created = 0
+
+    # -- test controls -------------------------------------------------------------------------
+
+    def create_application(
+        self,
+        name: str = "sessionkit",
+        *,
+        state: str = "STARTED",
+        session_enabled: bool = True,
+        auto_start: bool = True,
+        release_label: str = "emr-7.13.0",
+        type: str = "Spark",
+    ) -> str:
+        """Create an application directly in ``state`` and return its id.
+
+        Args:
+            name: The application name.
+            state: Its state now: CREATED, STARTED, STOPPED, TERMINATED, ... (an application
+                created STARTING becomes STARTED after ``timeline.application_starting``).
+            session_enabled: ``interactiveConfiguration.sessionEnabled``.
+            auto_start: ``autoStartConfiguration.enabled``.
+            release_label: The EMR release.
+            type: The engine, ``"Spark"`` or ``"Hive"``.
+
+        Returns:
+            The application id (lower-case letters and digits).
+        """
+        if state not in _APPLICATION_STATES:
+            raise ValueError(
+                f"application state must be one of {', '.join(sorted(_APPLICATION_STATES))}"
+            )
+        now = self.now
+        application = _Application(
+            id=self.emulator.new_id(16, _ID_ALPHABET),
+            name=name,
+            state=state,
+            session_enabled=session_enabled,
+            auto_start=auto_start,
+            release_label=release_label,
+            type=type,
+            created=now,
+            updated=now,
+            ready_at=now + self.timeline.application_starting if state == "STARTING" else None,
+        )
+        self._applications[application.id] = application
+        return application.id
+
+    def set_application_state(self, application_id: str, state: str) -> None:
+        """Put an application in ``state`` now (e.g. STOPPED, to test auto-start)."""
+        if state not in _APPLICATION_STATES:
+            raise ValueError(
+                f"application state must be one of {', '.join(sorted(_APPLICATION_STATES))}"
+            )
+        application = self._application(application_id)
+        application.state = state
+        application.updated = self.now
+        application.ready_at = (
+            self.now + self.timeline.application_starting if state == "STARTING" else None
+        )
+
+    def application_state(self, application_id: str) -> str:
+        """The state of an application now."""
+        return self._settle_application(self._application(application_id)).state
+
+    def script_next(self, state: str = "FAILED", *, after: float = 1.0, reason: str = "") -> None:
+        """Make the next started session end in ``state`` ``after`` virtual seconds.
+
+        Args:
+            state: FAILED or TERMINATED.
+            after: Seconds after StartSession.
+            reason: The ``stateDetails`` it ends with.
+        """
+        if state not in _ENDED:
+            raise ValueError(
+                f"an EMR Serverless session can be scripted to FAILED or TERMINATED, not {state}"
+            )
+        self._scripts.append(
+            _Script(
+                state=state, after=after, reason=reason or f"Session {state.lower()} (scripted)"
+            )
+        )
+
+    def fail(self, session_id: str, reason: str = "Session failed (injected)") -> None:
+        """Fail a session now."""
+        session = self._settle(self._session(session_id))
+        self._end(session, "FAILED", reason, self.now)
+
+    def busy(self, session_id: str, seconds: float) -> None:
+        """Make a running session BUSY for ``seconds`` (as work from a Spark Connect client)."""
+        session = self._settle(self._session(session_id))
+        if session.state not in _RUNNING:
+            raise ValueError(f"session {session_id} is {session.state}, not running")
+        session.state = "BUSY"
+        session.updated = self.now
+        session.idle_since = None
+        session.busy_until = self.now + seconds
+
+    def state(self, session_id: str) -> str:
+        """The native state of a session now."""
+        return self._settle(self._session(session_id)).state
+
+    def alive(self) -> list[str]:
+        """Ids of sessions that hold resources (SUBMITTED through TERMINATING)."""
+        return [s.id for s in self._sessions.values() if self._settle(s).state in _ALIVE]
+
+    def created(self) -> int:
+        """How many sessions StartSession created (a replayed client token creates none)."""
+        return self._created
+
+    # -- state machines ------------------------------------------------------------------------
+
+    def _application(self, application_id: str) -> _Application:
+        application = self._applications.get(application_id)
+        if application is None:
+            raise EmulatedError(
+                "ResourceNotFoundException", f"Application {application_id} does not exist", 404
+            )
+        return self._settle_application(application)
+
+    def _settle_application(self, application: _Application) -> _Application:
+        if (
+            application.state == "STARTING"
+            and application.ready_at is not None
+            and self.now >= application.ready_at
+        ):
+            application.state = "STARTED"
+            application.updated = application.ready_at
+        return application
+
+    def _begin_starting(self, application: _Application) -> None:
+        application.state = "STARTING"
+        application.updated = self.now
+        application.ready_at = self.now + self.timeline.application_starting
+
+    def _session(self, session_id: str, application_id: str | None = None) -> _Session:
+        if application_id is not None:
+            self._application(application_id)
+        session = self._sessions.get(session_id)
+        if session is None or (
+            application_id is not None and session.application_id != application_id
+        ):
+            raise EmulatedError(
+                "ResourceNotFoundException", f"Session {session_id} does not exist", 404
+            )
+        return session
+
+    def _end(self, session: _Session, state: str, details: str | None, at: float) -> None:
+        session.state = state
+        session.details = details
+        session.ended = at
+        session.updated = at
+        session.busy_until = None
+        session.terminate_done = None
+
+    def _move(self, session: _Session, state: str, at: float) -> None:
+        session.state = state
+        session.updated = at
+
+    def _settle(self, session: _Session) -> _Session:
+        """Apply every transition due by now, in time order."""
+        now = self.now
+        if session.state == "TERMINATING":
+            if session.terminate_done is not None and now >= session.terminate_done:
+                self._end(session, "TERMINATED", None, session.terminate_done)
+            return session
+        if session.state in _ENDED:
+            return session
+        script = session.script
+        if script is not None and now >= session.created + script.after:
+            self._end(session, script.state, script.reason, session.created + script.after)
+            return session
+        if session.state == "SUBMITTED":
+            application = self._settle_application(self._applications[session.application_id])
+            if application.state == "STARTED":
+                ready = application.updated if application.updated > session.created else 0.0
+                at = max(session.created, ready) + self.timeline.submitted
+                if now >= at:
+                    self._move(session, "STARTING", at)
+                    session.starting_at = at
+        if session.state == "STARTING" and session.starting_at is not None:
+            at = session.starting_at + self.timeline.starting
+            if now >= at:
+                self._move(session, "STARTED", at)
+                session.started_at = at
+        if session.state == "STARTED" and session.started_at is not None:
+            at = session.started_at + self.timeline.idle_after
+            if now >= at:
+                self._move(session, "IDLE", at)
+                session.idle_since = at
+        if session.state == "BUSY" and session.busy_until is not None and now >= session.busy_until:
+            at = session.busy_until
+            self._move(session, "IDLE", at)
+            session.idle_since = at
+            session.busy_until = None
+        if session.state == "IDLE" and session.idle_since is not None:
+            minutes = int(
+                session.request.get("idleTimeoutMinutes", self.timeline.default_idle_timeout)
+            )
+            at = session.idle_since + minutes * 60.0
+            if minutes > 0 and now >= at:
+                self._end(
+                    session,
+                    "TERMINATED",
+                    f"Session terminated after being idle for {minutes} minutes",
+                    at,
+                )
+        return session
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _time(self, seconds: float) -> datetime:
+        """The wall-clock time of a virtual instant."""
+        clock = self.emulator.clock
+        return clock.now() - timedelta(seconds=self.now - seconds)
+
+    def _partition(self) -> str:
+        region = self.emulator.region
+        if region.startswith("cn-"):
+            return "aws-cn"
+        if region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"
+
+    def _application_arn(self, application_id: str) -> str:
+        return (
+            f"arn:{self._partition()}:emr-serverless:{self.emulator.region}:"
+            f"{self.emulator.account_id}:/applications/{application_id}"
+        )
+
+    def _session_arn(self, session: _Session) -> str:
+        return f"{self._application_arn(session.application_id)}/sessions/{session.id}"
+
+    def _created_by(self) -> str:
+        return f"arn:{self._partition()}:iam::{self.emulator.account_id}:user/sessionkit-emulator"
+
+    def _application_record(self, application: _Application) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "applicationId": application.id,
+            "name": application.name,
+            "arn": self._application_arn(application.id),
+            "releaseLabel": application.release_label,
+            "type": application.type,
+            "state": application.state,
+            "createdAt": self._time(application.created),
+            "updatedAt": self._time(application.updated),
+            "autoStartConfiguration": {"enabled": application.auto_start},
+            "autoStopConfiguration": {"enabled": True, "idleTimeoutMinutes": 15},
+            "architecture": "X86_64",
+            "interactiveConfiguration": {
+                "studioEnabled": False,
+                "livyEndpointEnabled": False,
+                "sessionEnabled": application.session_enabled,
+            },
+        }
+        if application.details:
+            record["stateDetails"] = application.details
+        return record
+
+    def _summary(self, session: _Session) -> dict[str, Any]:
+        """The fields ``SessionSummary`` and ``Session`` share."""
+        self._settle(session)
+        request = session.request
+        application = self._applications[session.application_id]
+        record: dict[str, Any] = {
+            "applicationId": session.application_id,
+            "sessionId": session.id,
+            "arn": self._session_arn(session),
+            "state": session.state,
+            "stateDetails": session.details or _DETAILS[session.state],
+            "releaseLabel": application.release_label,
+            "executionRoleArn": request["executionRoleArn"],
+            "createdBy": self._created_by(),
+            "createdAt": self._time(session.created),
+            "updatedAt": self._time(session.updated),
+        }
+        if "name" in request:
+            record["name"] = request["name"]
+        return record
+
+    def _record(self, session: _Session) -> dict[str, Any]:
+        record = self._summary(session)
+        request = session.request
+        for key in ("configurationOverrides", "tags"):
+            if key in request:
+                record[key] = request[key]
+        record["idleTimeoutMinutes"] = int(
+            request.get("idleTimeoutMinutes", self.timeline.default_idle_timeout)
+        )
+        if session.started_at is not None:
+            record["startedAt"] = self._time(session.started_at)
+        if session.ended is not None:
+            record["endedAt"] = self._time(session.ended)
+        if session.state == "IDLE" and session.idle_since is not None:
+            record["idleSince"] = self._time(session.idle_since)
+        ran = self._running_seconds(session)
+        if ran is not None:
+            hours = ran / 3600.0
+            billed = max(ran, self.timeline.billed_minimum) / 3600.0
+            timeline = self.timeline
+            record["totalExecutionDurationSeconds"] = int(ran)
+            record["totalResourceUtilization"] = {
+                "vCPUHour": round(timeline.vcpus * hours, 6),
+                "memoryGBHour": round(timeline.memory_gb * hours, 6),
+                "storageGBHour": round(timeline.storage_gb * hours, 6),
+            }
+            record["billedResourceUtilization"] = {
+                "vCPUHour": round(timeline.vcpus * billed, 6),
+                "memoryGBHour": round(timeline.memory_gb * billed, 6),
+                "storageGBHour": round(timeline.storage_gb * billed, 6),
+            }
+        return record
+
+    def _running_seconds(self, session: _Session) -> float | None:
+        if session.started_at is None:
+            return None
+        end = session.ended if session.ended is not None else self.now
+        return max(0.0, end - session.started_at)
+
+    # -- operations: applications ------------------------------------------------------------
+
+    def op_get_application(self, params: dict[str, Any]) -> dict[str, Any]:
+        application = self._application(params["applicationId"])
+        return {"application": self._application_record(application)}
+
+    def op_start_application(self, params: dict[str, Any]) -> dict[str, Any]:
+        application = self._application(params["applicationId"])
+        if application.state == "TERMINATED":
+            raise EmulatedError(
+                "ValidationException",
+                f"Application {application.id} is TERMINATED and cannot be started",
+            )
+        if application.state in ("CREATED", "STOPPED"):
+            self._begin_starting(application)
+        elif application.state in ("CREATING", "STOPPING"):
+            raise EmulatedError(
+                "ValidationException",
+                f"Application {application.id} is {application.state}; try again later",
+            )
+        return {}
+
+    # -- operations: sessions ----------------------------------------------------------------
+
+    def op_start_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        application = self._application(params["applicationId"])
+        request = {k: v for k, v in params.items() if k not in ("applicationId", "clientToken")}
+        key = (application.id, params["clientToken"])
+        if key in self._tokens:
+            session_id, earlier = self._tokens[key]
+            if earlier != request:
+                raise EmulatedError(
+                    "ConflictException",
+                    "The client token was already used with different request parameters",
+                    409,
+                )
+            return self._started(self._sessions[session_id])
+        if not application.session_enabled:
+            raise EmulatedError(
+                "ValidationException",
+                f"Interactive sessions are not enabled for application {application.id}",
+            )
+        if application.state == "TERMINATED":
+            raise EmulatedError(
+                "ValidationException", f"Application {application.id} is TERMINATED"
+            )
+        if application.state != "STARTED":
+            if not application.auto_start or application.state in ("CREATING", "STOPPING"):
+                raise EmulatedError(
+                    "ConflictException",
+                    f"Application {application.id} is {application.state}; it must be STARTED "
+                    "or have auto-start enabled",
+                    409,
+                )
+            if application.state in ("CREATED", "STOPPED"):
+                self._begin_starting(application)
+        now = self.now
+        session = _Session(
+            id=self.emulator.new_id(16, _ID_ALPHABET),
+            application_id=application.id,
+            request=request,
+            created=now,
+            updated=now,
+        )
+        if self._scripts:
+            session.script = self._scripts.pop(0)
+        self._sessions[session.id] = session
+        self._tokens[key] = (session.id, request)
+        self._created += 1
+        return self._started(session)
+
+    def _started(self, session: _Session) -> dict[str, Any]:
+        return {
+            "applicationId": session.application_id,
+            "sessionId": session.id,
+            "arn": self._session_arn(session),
+        }
+
+    def op_get_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        session = self._session(params["sessionId"], params["applicationId"])
+        return {"session": self._record(session)}
+
+    def op_terminate_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        session = self._settle(self._session(params["sessionId"], params["applicationId"]))
+        if session.state in _ENDED:
+            raise EmulatedError(
+                "ValidationException", f"Session {session.id} is already {session.state}"
+            )
+        if session.state != "TERMINATING":
+            self._move(session, "TERMINATING", self.now)
+            session.busy_until = None
+            session.terminate_done = self.now + self.timeline.terminating
+        return {"applicationId": session.application_id, "sessionId": session.id}
+
+    def op_list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:
+        application = self._application(params["applicationId"])
+        states = params.get("states")
+        after: datetime | None = params.get("createdAtAfter")
+        before: datetime | None = params.get("createdAtBefore")
+        matching = []
+        for session in self._sessions.values():
+            if session.application_id != application.id:
+                continue
+            self._settle(session)
+            created = self._time(session.created)
+            if states and session.state not in states:
+                continue
+            if after is not None and created < after:
+                continue
+            if before is not None and created > before:
+                continue
+            matching.append(session)
+        chunk, token = page(matching, params.get("nextToken"), int(params.get("maxResults", 50)))
+        result: dict[str, Any] = {"sessions": [self._summary(s) for s in chunk]}
+        if token:
+            result["nextToken"] = token
+        return result
+
+    def op_get_session_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        session = self._settle(self._session(params["sessionId"], params["applicationId"]))
+        if session.state not in _RUNNING:
+            raise EmulatedError(
+                "ValidationException",
+                f"Session {session.id} is {session.state}; its endpoint is available once it "
+                "has STARTED",
+            )
+        url = self.endpoint_url or (
+            f"https://{session.id}.{session.application_id}.emr-serverless-sessions."
+            f"{self.emulator.region}.emulator.invalid"
+        )
+        return {
+            "applicationId": session.application_id,
+            "sessionId": session.id,
+            "endpoint": url,
+            "authToken": self.emulator.new_id(48),
+            "authTokenExpiresAt": self.emulator.clock.now()
+            + timedelta(seconds=self.timeline.token_ttl),
+        }
