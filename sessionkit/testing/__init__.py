@@ -13,17 +13,21 @@ is yours for your own tests and demos, with no AWS account.
 READY
 """
 
+from sessionkit.testing._athena import AthenaTimeline
 from sessionkit.testing._base import EmulatedError, EmulatedService
 from sessionkit.testing._clock import VirtualClock
+from sessionkit.testing._emr_serverless import EmrServerlessTimeline
 from sessionkit.testing._faults import Fault
 from sessionkit.testing._glue import GlueTimeline, StatementOutcome, python_executor
 from sessionkit.testing.emulator import Call, Emulator, EmulatorDriftError
 
 __all__ = [
+    "AthenaTimeline",
     "Call",
     "EmulatedError",
     "EmulatedService",
     "Emulator",
+    "EmrServerlessTimeline",
     "EmulatorDriftError",
     "Fault",
     "GlueTimeline",
