@@ -261,7 +261,7 @@ class Emulator:
         )
 
     def alive_sessions(self) -> dict[str, list[str]]:
-        """Per service, the ids of sessions still holding resources (should be empty after tests)."""
+        """Per service, the ids of sessions still holding resources (empty after clean tests)."""
         with self._lock:
             return {name: svc.alive() for name, svc in self._services.items() if svc.alive()}
 
@@ -287,6 +287,11 @@ class Emulator:
 
     def _on_send(self, request: Any, event_name: str, **kwargs: Any) -> AWSResponse:
         _, service_id, operation_name = event_name.split(".", 2)
+        if service_id not in _SERVICES:
+            # Never let a call slip through to the real network from an emulator client.
+            raise NotImplementedError(
+                f"the sessionkit emulator does not emulate {service_id} ({operation_name})"
+            )
         model = self._model(service_id)
         operation = model.operation_model(operation_name)
         with self._lock:
