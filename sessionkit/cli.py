@@ -891,6 +891,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`sessionkit list | head`): not an error of ours. Point stdout
+        # at nothing so the interpreter's final flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:
         if not _is_expected(exc) and os.environ.get(DEBUG_ENV) == "1":
             raise

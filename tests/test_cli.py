@@ -371,3 +371,19 @@ def test_python_m_sessionkit_runs_the_demo() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "STOPPED" in result.stdout
+
+
+def test_a_closed_pipe_is_not_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader (`| head`) has gone away before anything is written
+    stream = os.fdopen(write_end, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", stream)
+    try:
+        assert cli.main(["demo", "--pace", "0"]) == 0
+    finally:
+        stream.close()
+    assert "error" not in capsys.readouterr().err
