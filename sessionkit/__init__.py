@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     )
     from sessionkit.errors import (
         BackendNotFoundError,
+        FleetWaitError,
         InvalidConfigError,
         NotSupportedError,
         ServiceError,
@@ -52,6 +53,7 @@ __all__ = [
     "STATEMENT_POLL",
     "BackendNotFoundError",
     "Endpoint",
+    "FleetWaitError",
     "InvalidConfigError",
     "NotSupportedError",
     "PollPolicy",
@@ -85,6 +87,7 @@ _WHERE = {
     "open_session": "_registry",
     "register_backend": "_registry",
     "BackendNotFoundError": "errors",
+    "FleetWaitError": "errors",
     "InvalidConfigError": "errors",
     "NotSupportedError": "errors",
     "ServiceError": "errors",

@@ -258,16 +258,26 @@ def open_session(
     prepared = impl.prepare_start(session_config)
     if prepared.preflight:
         call_with_retries(
-            lambda: impl._preflight(prepared), policy=policy, what=f"check {backend} location"
+            lambda: impl._preflight(prepared),
+            policy=policy,
+            what=f"check {backend} location",
+            backend=impl,
         )
     attempts = [0]
+    # A client that retries inside botocore may have landed a start whose answer was lost even
+    # on sessionkit's first attempt, so every attempt must be ready to adopt it. Not with a
+    # token the caller chose: that session may be someone else's, and adopting it would stop it.
+    chosen = prepared.token in (session_config.name, session_config.client_token)
+    hidden = 1 if impl.transport_attempts() > 1 and not chosen else 0
 
     def start() -> SessionInfo:
         attempts[0] += 1
-        return impl._start(prepared, attempt=attempts[0])
+        return impl._start(prepared, attempt=attempts[0] + hidden)
 
     try:
-        info = call_with_retries(start, policy=policy, what=f"start {backend} session")
+        info = call_with_retries(
+            start, policy=policy, what=f"start {backend} session", backend=impl
+        )
     except BaseException as exc:
         # Only an attempt whose outcome is unknown may have created a session; a definite
         # refusal (a name already taken by someone else, say) must not stop anything.
@@ -324,7 +334,10 @@ def attach_session(
         backend, {**_connection(client, boto3_session, region, endpoint_url), **location}
     )
     info = call_with_retries(
-        lambda: impl._describe(session_id), policy=policy, what=f"describe {backend} session"
+        lambda: impl._describe(session_id),
+        policy=policy,
+        what=f"describe {backend} session",
+        backend=impl,
     )
     return Session(impl, info, owned=stop_on_exit, poll_policy=policy)
 
@@ -358,6 +371,7 @@ def iter_pages(
             lambda t=token: impl._list_page(states, t),  # type: ignore[misc]
             policy=policy,
             what=f"list {impl.name} sessions",
+            backend=impl,
         )
         yield page
         if not token:

@@ -10,10 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from sessionkit.fleet import Outcome
     from sessionkit.models import SessionInfo, StatementResult
 
 __all__ = [
     "BackendNotFoundError",
+    "FleetWaitError",
     "InvalidConfigError",
     "NotSupportedError",
     "ServiceError",
@@ -80,6 +84,37 @@ class WaitTimeoutError(SessionKitError, TimeoutError):
     def __init__(self, message: str, *, info: SessionInfo | None) -> None:
         super().__init__(message)
         self.info = info
+
+
+class FleetWaitError(SessionKitError):
+    """Not every session in :func:`~sessionkit.wait_all` got there; carries every outcome.
+
+    Attributes:
+        outcomes: Session id to :class:`~sessionkit.fleet.Outcome` (``done``, ``failed`` with
+            its :class:`SessionFailedError`, or ``timed_out``), for every awaited session.
+    """
+
+    def __init__(self, message: str, *, outcomes: Mapping[str, Outcome]) -> None:
+        super().__init__(message)
+        self.outcomes = dict(outcomes)
+
+    def _having(self, status: str) -> dict[str, Outcome]:
+        return {k: v for k, v in self.outcomes.items() if v.status == status}
+
+    @property
+    def failed(self) -> dict[str, Outcome]:
+        """The sessions that failed, with their reasons."""
+        return self._having("failed")
+
+    @property
+    def timed_out(self) -> dict[str, Outcome]:
+        """The sessions still not there when time ran out."""
+        return self._having("timed_out")
+
+    @property
+    def done(self) -> dict[str, Outcome]:
+        """The sessions that got there."""
+        return self._having("done")
 
 
 class ServiceError(SessionKitError):

@@ -1,32 +1,84 @@
-"""Waiting on many sessions at once with the services' list calls."""
+"""Waiting on many sessions at once with the services' list calls.
+
+Platforms that open tens or hundreds of sessions should not poll each one on its own: a
+hundred sessions polled every second is a hundred calls per second, which gets an account
+throttled. :func:`wait_all` refreshes the sessions of one backend, client and location together,
+with one list call per page per round (Glue ``ListSessions`` returns full records; EMR Serverless
+and Athena return each session's state), and describes sessions one by one only where that is
+cheaper (a few awaited sessions among many listed). No thread is started.
+
+:class:`FleetPoller` is the engine underneath, for callers who want each session as it arrives:
+
+```python
+from sessionkit import open_session
+from sessionkit.fleet import FleetPoller
+from sessionkit.testing import Emulator
+
+emulator = Emulator()
+connection = {"client": emulator.client("glue"), "poll_policy": emulator.poll_policy()}
+role = "arn:aws:iam::123456789012:role/Demo"
+sessions = [open_session("glue", wait=False, role=role, **connection) for _ in range(20)]
+poller = FleetPoller(sessions, timeout=600)
+for outcome in poller.as_completed():       # each session as soon as it is READY
+    print(outcome.info.id, outcome.status)   # "done", "failed" or "timed_out"
+for session in sessions:
+    session.stop(wait=False)
+```
+
+While a :func:`wait_all` (or an :meth:`FleetPoller.as_completed` loop) runs in one thread,
+``Session.wait_until_ready`` of one of its sessions in another thread follows the fleet's
+rounds instead of making calls of its own.
+
+Ctrl-C (or :class:`~sessionkit.waiting.Terminated` from
+:func:`~sessionkit.waiting.stop_on_sigterm`) during a fleet wait requests the stop of every
+owned session in the fleet before the interrupt propagates.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from sessionkit.errors import SessionFailedError, SessionKitError
+from sessionkit.errors import (
+    FleetWaitError,
+    InvalidConfigError,
+    ServiceError,
+    SessionFailedError,
+    SessionKitError,
+    WaitTimeoutError,
+)
 from sessionkit.models import SessionInfo, to_timedelta
 from sessionkit.states import SessionState
-from sessionkit.waiting import PollPolicy
+from sessionkit.waiting import PollPolicy, spend_call
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend
     from sessionkit.session import Session
 
-__all__ = ["FLEET_POLL", "FleetWaitError", "Outcome", "wait_all"]
+__all__ = ["FLEET_POLL", "FleetPoller", "FleetWaitError", "Outcome", "wait_all"]
 
 logger = logging.getLogger(__name__)
 
 #: The default cadence of :func:`wait_all`: one round of list calls every 1 to 1.5 s.
 FLEET_POLL = PollPolicy(first=1.0, multiplier=1.2, cap=1.5, jitter=0.1)
 
-#: When fewer sessions than this are awaited in one location, describe them one by one.
-_DESCRIBE_BELOW = 3
+#: A waiter following a fleet poller polls on its own after this many real seconds without a
+#: round (the thread driving the poller is busy elsewhere, e.g. in the body of its loop).
+_STALL_SECONDS = 5.0
+
+#: How often (real seconds) a follower re-checks its own deadline while waiting for a round.
+_FOLLOW_TICK = 0.05
+
+DONE = "done"
+FAILED = "failed"
+TIMED_OUT = "timed_out"
 
 
 @attrs.frozen(kw_only=True)
@@ -36,39 +88,23 @@ class Outcome:
     Attributes:
         info: The last :class:`SessionInfo` seen.
         status: ``"done"``, ``"failed"`` or ``"timed_out"``.
-        error: The :class:`SessionFailedError` for a failed session.
+        error: Why it did not get there: a :class:`~sessionkit.errors.SessionFailedError` (with
+            the service's reason), a :class:`~sessionkit.errors.WaitTimeoutError`, or the
+            :class:`~sessionkit.errors.ServiceError` of a session the service no longer knows.
+        session: The :class:`~sessionkit.Session` it is about.
+        at: The poll policy's clock when the outcome was seen.
     """
 
     info: SessionInfo
     status: str
-    error: SessionFailedError | None = None
-
-
-class FleetWaitError(SessionKitError):
-    """Not every session in :func:`wait_all` got there; carries every session's outcome.
-
-    Attributes:
-        outcomes: Session id to :class:`Outcome`, for every awaited session.
-    """
-
-    def __init__(self, message: str, *, outcomes: Mapping[str, Outcome]) -> None:
-        super().__init__(message)
-        self.outcomes = dict(outcomes)
+    error: SessionKitError | None = None
+    session: Session | None = attrs.field(default=None, eq=False, repr=False)
+    at: float | None = None
 
     @property
-    def failed(self) -> dict[str, Outcome]:
-        """The sessions that failed, with their reasons."""
-        return {k: v for k, v in self.outcomes.items() if v.status == "failed"}
-
-    @property
-    def timed_out(self) -> dict[str, Outcome]:
-        """The sessions still not there when time ran out."""
-        return {k: v for k, v in self.outcomes.items() if v.status == "timed_out"}
-
-    @property
-    def done(self) -> dict[str, Outcome]:
-        """The sessions that got there."""
-        return {k: v for k, v in self.outcomes.items() if v.status == "done"}
+    def ok(self) -> bool:
+        """Whether the session got there."""
+        return self.status == DONE
 
 
 _FAIL_FAST = frozenset(
@@ -81,6 +117,10 @@ _FAIL_FAST = frozenset(
     }
 )
 
+#: What a fleet waiting for READY asks the list call for, where the service can filter: a
+#: session outside these states has failed, and a describe call tells how.
+_LISTED_WHILE_STARTING = frozenset(state for state in SessionState if state.is_alive)
+
 
 def _until(until: SessionState | str) -> SessionState:
     try:
@@ -88,35 +128,415 @@ def _until(until: SessionState | str) -> SessionState:
     except ValueError:
         target = None
     if target not in (SessionState.READY, SessionState.STOPPED):
-        from sessionkit.errors import InvalidConfigError
-
         raise InvalidConfigError("until", f"must be SessionState.READY or STOPPED, got {until!r}")
     return target
 
 
-def _refresh_group(backend: Backend, members: list[Session], policy: PollPolicy) -> None:
-    """Refresh a group of sessions sharing a location: list pages, or describes when fewer."""
-    from sessionkit._registry import iter_pages
-    from sessionkit.errors import ServiceError
+class _Group:
+    """Sessions that one list call covers (same backend, client and location)."""
 
-    try:
-        if len(members) < _DESCRIBE_BELOW:
-            for session in members:
-                session._update(backend._describe_light(session.id))
-            return
-        wanted = {s.id: s for s in members}
-        for page in iter_pages(backend, None, policy.on(policy.clock, policy.sleep)):
-            for info in page:
-                if info.id in wanted:
-                    wanted.pop(info.id)._update(info)
-            if not wanted:
-                break
-        for session in wanted.values():
-            session._update(backend._describe_light(session.id))
-    except ServiceError as exc:
-        if not exc.retryable:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.members: list[Session] = []
+        # List pages needed last time to see every awaited session; a round lists when that
+        # is fewer calls than describing the awaited sessions one by one.
+        self.pages = 1
+        self.list_ok = True
+
+
+class FleetPoller:
+    """Polls many sessions together, one round at a time; :func:`wait_all` is built on it.
+
+    Each round (:meth:`poll`) refreshes the sessions still awaited, group by group (one group
+    per backend client and location): with the service's list call, one call per page, stopping
+    at the page where the last awaited session shows up, or with one describe call per session
+    when fewer sessions are awaited than the list needs pages. Throttling and transient errors
+    skip the group until the next round; a list call the caller may not make (access denied)
+    switches the group to describes; a describe the service refuses (the session is gone) ends
+    that session's wait as failed. Drive it with :meth:`as_completed` (sleeps between rounds on
+    the policy's clock) or call :meth:`poll` yourself. One thread drives a poller at a time.
+
+    Args:
+        sessions: The sessions to wait for.
+        until: ``SessionState.READY`` (fail fast on FAILED, TIMED_OUT, DEGRADED, STOPPING and
+            STOPPED, as :meth:`Session.wait_until_ready` does) or ``SessionState.STOPPED`` (any
+            terminal state).
+        timeout: The longest wait, counted from the first round; default: the policy's.
+        poll_policy: The cadence; default :data:`FLEET_POLL` on the first session's clock.
+    """
+
+    def __init__(
+        self,
+        sessions: Iterable[Session],
+        *,
+        until: SessionState | str = SessionState.READY,
+        timeout: timedelta | float | None = None,
+        poll_policy: PollPolicy | None = None,
+    ) -> None:
+        unique: dict[int, Session] = {}
+        for session in sessions:
+            unique.setdefault(id(session), session)
+        self._members = list(unique.values())
+        self._target = _until(until)
+        if poll_policy is None and self._members:
+            base = self._members[0].poll_policy
+            poll_policy = FLEET_POLL.on(base.clock, base.sleep, base.now)
+        self._policy = poll_policy or FLEET_POLL
+        self._limit = self._policy.timeout if timeout is None else to_timedelta(timeout)
+        self._deadline: float | None = None
+        self._outcomes: dict[int, Outcome] = {}
+        self._errors: dict[int, SessionKitError] = {}
+        self._fresh: set[int] = set()
+        self._groups: dict[tuple[Any, ...], _Group] = {}
+        self._by_key: dict[tuple[Any, ...], Session] = {}
+        for session in self._members:
+            key = session._backend.fleet_key()
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = _Group(session._backend)
+            group.members.append(session)
+            self._by_key.setdefault((key, session.id), session)
+        self._rounds = 0
+        self._calls = 0
+        self._cond = threading.Condition()
+        self._driver: threading.Thread | None = None
+        self._last_round = time.monotonic()
+        self._finished = False
+
+    # -- what it knows -----------------------------------------------------------------------
+
+    @property
+    def policy(self) -> PollPolicy:
+        """The poll policy of the rounds."""
+        return self._policy
+
+    @property
+    def sessions(self) -> list[Session]:
+        """Every awaited session, in the order given (duplicates removed)."""
+        return list(self._members)
+
+    @property
+    def pending(self) -> list[Session]:
+        """The sessions without an outcome yet."""
+        return [s for s in self._members if id(s) not in self._outcomes]
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        """The outcomes so far, in the order they were seen."""
+        return list(self._outcomes.values())
+
+    @property
+    def rounds(self) -> int:
+        """How many rounds were polled."""
+        return self._rounds
+
+    @property
+    def calls(self) -> int:
+        """How many service calls the rounds made (attempts, including failed ones)."""
+        return self._calls
+
+    def outcome(self, session: Session) -> Outcome | None:
+        """The outcome of ``session``, or ``None`` while it is awaited."""
+        return self._outcomes.get(id(session))
+
+    # -- polling -----------------------------------------------------------------------------
+
+    def poll(self) -> list[Outcome]:
+        """Poll one round now (no sleep) and return the outcomes it settled.
+
+        When the deadline has passed after the round, every session still awaited is settled
+        as timed out (those outcomes are returned too).
+
+        Returns:
+            The new outcomes, in the order of the sessions given.
+        """
+        clock = self._policy.clock
+        if self._deadline is None and self._limit is not None:
+            self._deadline = clock() + self._limit.total_seconds()
+        self._driver = threading.current_thread()
+        with _running_lock:
+            _running.add(self)
+        pending = self.pending
+        self._fresh.clear()
+        for group in self._groups.values():
+            awaited = [s for s in group.members if id(s) not in self._outcomes]
+            if awaited:
+                self._refresh(group, awaited)
+        new: list[Outcome] = []
+        with self._cond:
+            now = clock()
+            for session in pending:
+                # Only a fresh look settles a session: never the info it came with, nor the
+                # last round's when this round's call for its group failed.
+                if id(session) not in self._fresh and id(session) not in self._errors:
+                    continue
+                outcome = self._settle(session, now)
+                if outcome is not None:
+                    self._outcomes[id(session)] = outcome
+                    new.append(outcome)
+            if self._deadline is not None and now >= self._deadline:
+                for session in self.pending:
+                    outcome = self._timed_out(session, now)
+                    self._outcomes[id(session)] = outcome
+                    new.append(outcome)
+            self._rounds += 1
+            self._last_round = time.monotonic()
+            self._cond.notify_all()
+        if not self.pending:
+            self._finish()
+        return new
+
+    def as_completed(self) -> Iterator[Outcome]:
+        """Poll round after round, yielding each session's outcome as soon as it is seen.
+
+        Sleeps between rounds on the policy's schedule, the last sleep cut to end at the
+        deadline, where one final round is made; sessions still awaited then are yielded as
+        ``"timed_out"``. Ctrl-C (or SIGTERM under :func:`~sessionkit.waiting.stop_on_sigterm`)
+        requests the stop of every owned session of the fleet before it propagates.
+
+        Yields:
+            One :class:`Outcome` per session.
+        """
+        policy = self._policy
+        try:
+            while True:
+                yield from self.poll()
+                if not self.pending:
+                    return
+                pause = policy.interval(self._rounds - 1)
+                if self._deadline is not None:
+                    pause = max(0.0, min(pause, self._deadline - policy.clock()))
+                self._driver = threading.current_thread()
+                policy.sleep(pause)
+        except (KeyboardInterrupt, SystemExit):
+            self._stop_owned()
             raise
-        logger.info("polling through a transient error: %s", exc)
+        finally:
+            self._finish()
+
+    def wait(self) -> list[SessionInfo]:
+        """Poll until every session has an outcome.
+
+        Returns:
+            The final :class:`SessionInfo` of every session, in the order given.
+
+        Raises:
+            FleetWaitError: When any session failed or timed out; carries every outcome.
+        """
+        for _ in self.as_completed():
+            pass
+        bad = [o for o in self._outcomes.values() if o.status != DONE]
+        if bad:
+            failed = sum(1 for o in bad if o.status == FAILED)
+            total = len(self._members)
+            raise FleetWaitError(
+                f"{total - len(bad)} of {total} sessions reached {self._target.value}; "
+                f"{failed} failed, {len(bad) - failed} timed out",
+                outcomes={o.info.id: o for o in self._outcomes.values()},
+            )
+        return [self._outcomes[id(s)].info for s in self._members]
+
+    # -- one round of one group --------------------------------------------------------------
+
+    def _refresh(self, group: _Group, awaited: list[Session]) -> None:
+        by_id: dict[str, list[Session]] = {}
+        for session in awaited:
+            by_id.setdefault(session.id, []).append(session)
+        try:
+            if group.list_ok and len(by_id) > group.pages:
+                try:
+                    by_id = self._list(group, by_id)
+                except ServiceError as exc:
+                    if exc.retryable:
+                        raise
+                    # Some roles may describe sessions but not list them: describe from now on.
+                    logger.warning(
+                        "listing %s sessions failed (%s); describing them one by one instead",
+                        group.backend.name,
+                        exc,
+                    )
+                    group.list_ok = False
+            self._describe(group, by_id)
+        except ServiceError as exc:
+            if not exc.retryable:
+                raise
+            logger.info(
+                "polling %s sessions through a transient error: %s", group.backend.name, exc
+            )
+
+    def _list(self, group: _Group, wanted: dict[str, list[Session]]) -> dict[str, list[Session]]:
+        """List pages until every wanted session was seen; return those never seen."""
+        states = _LISTED_WHILE_STARTING if self._target is SessionState.READY else None
+        remaining = dict(wanted)
+        token: str | None = None
+        pages = 0
+        while True:
+            spend_call(group.backend, self._policy)
+            self._calls += 1
+            page, token = group.backend._list_page(states, token)
+            pages += 1
+            for info in page:
+                for session in remaining.pop(info.id, ()):
+                    session._update(info)
+                    self._fresh.add(id(session))
+            if not remaining or not token:
+                break
+        group.pages = pages
+        return remaining
+
+    def _describe(self, group: _Group, wanted: dict[str, list[Session]]) -> None:
+        for session_id, sessions in wanted.items():
+            spend_call(group.backend, self._policy)
+            self._calls += 1
+            try:
+                info = group.backend._describe_light(session_id)
+            except ServiceError as exc:
+                if exc.retryable:
+                    raise
+                for session in sessions:
+                    self._errors[id(session)] = exc
+                continue
+            for session in sessions:
+                session._update(info)
+                self._fresh.add(id(session))
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _settle(self, session: Session, now: float) -> Outcome | None:
+        info = session.info
+        error = self._errors.pop(id(session), None)
+        if error is not None:
+            return Outcome(info=info, status=FAILED, error=error, session=session, at=now)
+        if self._target is SessionState.READY:
+            if info.state is SessionState.READY:
+                return Outcome(info=info, status=DONE, session=session, at=now)
+            if info.state in _FAIL_FAST:
+                failure = SessionFailedError(
+                    f"{session.backend} session {info.id} is {info.state.value} "
+                    f"({info.native_state}){': ' + info.reason if info.reason else ''}",
+                    info=info,
+                )
+                return Outcome(info=info, status=FAILED, error=failure, session=session, at=now)
+        elif info.state.is_terminal:
+            return Outcome(info=info, status=DONE, session=session, at=now)
+        return None
+
+    def _timed_out(self, session: Session, now: float) -> Outcome:
+        info = session.info
+        error = WaitTimeoutError(
+            f"timed out after {self._limit}: {session.backend} session {info.id} still "
+            f"{info.state.value}, not {self._target.value}",
+            info=info,
+        )
+        return Outcome(info=info, status=TIMED_OUT, error=error, session=session, at=now)
+
+    def _stop_owned(self) -> None:
+        for session in self._members:
+            if session.owned and not session.state.is_terminal:
+                session._stop_quietly()
+
+    def _finish(self) -> None:
+        with self._cond:
+            self._finished = True
+            self._driver = None
+            self._cond.notify_all()
+        with _running_lock:
+            _running.discard(self)
+
+    # -- sharing rounds with Session.wait_until_ready ------------------------------------------
+
+    def _follow(
+        self,
+        key: tuple[Any, ...],
+        done: Callable[[SessionInfo], bool],
+        clock: Callable[[], float],
+        deadline: float | None,
+        describe: Callable[[SessionInfo], str],
+    ) -> SessionInfo | None:
+        """Wait on this poller's rounds for one session; ``None`` when it stops serving it."""
+        seen = -1
+        member = self._by_key[key]
+        with self._cond:
+            while True:
+                info = member.info
+                if self._rounds != seen:
+                    seen = self._rounds
+                    if done(info):
+                        return info
+                if deadline is not None and clock() >= deadline:
+                    raise WaitTimeoutError(describe(info), info=info)
+                if (
+                    self._finished
+                    or id(member) in self._outcomes
+                    or time.monotonic() - self._last_round > _STALL_SECONDS
+                ):
+                    return None
+                self._cond.wait(_FOLLOW_TICK)
+
+    def _serves(self, key: tuple[Any, ...]) -> bool:
+        member = self._by_key.get(key)
+        return (
+            member is not None
+            and not self._finished
+            and id(member) not in self._outcomes
+            and self._driver is not None
+            and self._driver is not threading.current_thread()
+        )
+
+
+_running: weakref.WeakSet[FleetPoller] = weakref.WeakSet()
+_running_lock = threading.Lock()
+
+
+def _follow_running_wait(
+    session: Session,
+    done: Callable[[SessionInfo], bool],
+    timeout: timedelta | float | None,
+    *,
+    target: str = "READY",
+) -> tuple[SessionInfo | None, timedelta | float | None]:
+    """Let a single-session wait share the rounds of a fleet poller running in another thread.
+
+    Args:
+        session: The session waited for.
+        done: The wait's predicate (may raise to fail fast).
+        timeout: The wait's timeout argument.
+        target: Words for the timeout message.
+
+    Returns:
+        ``(info, None)`` when the fleet's rounds ended the wait, else ``(None, remaining)``:
+        the caller polls on its own for the time that remains (``timeout`` unchanged when no
+        poller serves the session).
+
+    Raises:
+        WaitTimeoutError: When the wait's deadline passed while following the fleet.
+    """
+    if not _running:
+        return None, timeout
+    key = (session._backend.fleet_key(), session.id)
+    with _running_lock:
+        poller = next((p for p in _running if p._serves(key)), None)
+    if poller is None:
+        return None, timeout
+    policy = session.poll_policy
+    limit = policy.timeout if timeout is None else to_timedelta(timeout)
+    deadline = None if limit is None else policy.clock() + limit.total_seconds()
+    logger.debug("session %s follows a running fleet wait", session.id)
+    info = poller._follow(
+        key,
+        done,
+        policy.clock,
+        deadline,
+        lambda last: (
+            f"timed out after {limit}: {session.backend} session {session.id} still "
+            f"{last.state.value}, not {target}"
+        ),
+    )
+    if info is not None:
+        return info, None
+    if deadline is None:
+        return None, None
+    return None, max(0.0, deadline - policy.clock())
 
 
 def wait_all(
@@ -128,9 +548,10 @@ def wait_all(
 ) -> list[SessionInfo]:
     """Wait until every session is READY (or STOPPED), polling them together.
 
-    Sessions of one backend and location are refreshed with the service's list call, one call
-    per page per round, instead of one describe call per session (a few sessions among many are
-    described one by one, which is cheaper). No thread is started.
+    Sessions of one backend, client and location are refreshed with the service's list call,
+    one call per page per round, instead of one describe call per session (a few sessions among
+    many are described one by one, which is cheaper). No thread is started. For each session as
+    it arrives, use :meth:`FleetPoller.as_completed`.
 
     Args:
         sessions: The sessions to wait for.
@@ -144,56 +565,9 @@ def wait_all(
 
     Raises:
         FleetWaitError: When any session failed or timed out; carries every outcome.
+        InvalidConfigError: When ``until`` is neither READY nor STOPPED.
     """
     members = list(sessions)
-    if not members:
-        return []
-    target = _until(until)
-    base = members[0].poll_policy
-    policy = poll_policy or FLEET_POLL.on(base.clock, base.sleep, base.now)
-    limit = policy.timeout if timeout is None else to_timedelta(timeout)
-    deadline = None if limit is None else policy.clock() + limit.total_seconds()
-    outcomes: dict[str, Outcome] = {}
-    rounds = 0
-    while True:
-        pending = [s for s in members if s.id not in outcomes]
-        groups: dict[tuple[object, ...], list[Session]] = {}
-        for session in pending:
-            groups.setdefault(session._backend.fleet_key(), []).append(session)
-        for group in groups.values():
-            _refresh_group(group[0]._backend, group, policy)
-        for session in pending:
-            info = session.info
-            if target is SessionState.READY and info.state is SessionState.READY:
-                outcomes[session.id] = Outcome(info=info, status="done")
-            elif target is SessionState.READY and info.state in _FAIL_FAST:
-                error = SessionFailedError(
-                    f"{session.backend} session {info.id} is {info.state.value}"
-                    f"{': ' + info.reason if info.reason else ''}",
-                    info=info,
-                )
-                outcomes[session.id] = Outcome(info=info, status="failed", error=error)
-            elif target is SessionState.STOPPED and info.state.is_terminal:
-                outcomes[session.id] = Outcome(info=info, status="done")
-        if len(outcomes) == len(members):
-            break
-        now = policy.clock()
-        if deadline is not None and now >= deadline:
-            for session in members:
-                if session.id not in outcomes:
-                    outcomes[session.id] = Outcome(info=session.info, status="timed_out")
-            break
-        rounds += 1
-        pause = policy.interval(rounds - 1)
-        if deadline is not None:
-            pause = max(0.0, min(pause, deadline - now))
-        policy.sleep(pause)
-    bad = {k: v for k, v in outcomes.items() if v.status != "done"}
-    if bad:
-        failed = sum(1 for o in bad.values() if o.status == "failed")
-        raise FleetWaitError(
-            f"{len(members) - len(bad)} of {len(members)} sessions reached {target.value}; "
-            f"{failed} failed, {len(bad) - failed} timed out",
-            outcomes=outcomes,
-        )
-    return [outcomes[s.id].info for s in members]
+    poller = FleetPoller(members, until=until, timeout=timeout, poll_policy=poll_policy)
+    final = dict(zip(map(id, poller.sessions), poller.wait(), strict=True))
+    return [final[id(s)] for s in members]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from datetime import timedelta
@@ -72,6 +73,10 @@ class Session:
         self._owned = owned
         self._stop_requested = False
         self._endpoint: Endpoint | None = None
+        #: The client spark() made, and the endpoint URL it is bound to. Its own lock: the
+        #: client asks endpoint() (which holds _lock) for its token.
+        self._spark: tuple[Any, str] | None = None
+        self._spark_lock = threading.Lock()
         self._lock = threading.Lock()
         self.poll_policy = poll_policy
         self.statement_policy = statement_policy or STATEMENT_POLL.on(
@@ -140,6 +145,7 @@ class Session:
             lambda: self._backend._describe(self.id),
             policy=self.poll_policy,
             what=f"describe {self.backend}:{self.id}",
+            backend=self._backend,
         )
         return self._update(info)
 
@@ -178,18 +184,32 @@ class Session:
                 )
             return False
 
-        return poll_until(
-            self._poll,
-            done,
-            policy=self.poll_policy,
-            timeout=timeout,
-            describe=lambda info: (
-                f"{self.backend} session {self.id} still "
-                f"{(info or self._info).state.value}, not READY"
-            ),
-            info_of=lambda info: info or self._info,
-            initial=_initial,
-        )
+        try:
+            if _initial is None:
+                # A wait_all running in another thread already polls this session: follow it.
+                from sessionkit.fleet import _follow_running_wait
+
+                shared, timeout = _follow_running_wait(self, done, timeout)
+                if shared is not None:
+                    return shared
+            return poll_until(
+                self._poll,
+                done,
+                policy=self.poll_policy,
+                timeout=timeout,
+                describe=lambda info: (
+                    f"{self.backend} session {self.id} still "
+                    f"{(info or self._info).state.value}, not READY"
+                ),
+                info_of=lambda info: info or self._info,
+                initial=_initial,
+                backend=self._backend,
+            )
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C (or SIGTERM under stop_on_sigterm) must not leave an owned session running.
+            if self._owned:
+                self._stop_quietly()
+            raise
 
     def wait_until_stopped(self, timeout: timedelta | float | None = None) -> SessionInfo:
         """Wait until the session has ended (STOPPED, FAILED or TIMED_OUT).
@@ -203,11 +223,19 @@ class Session:
         Raises:
             WaitTimeoutError: When time runs out.
         """
+        from sessionkit.fleet import _follow_running_wait
+
+        shared, timeout = _follow_running_wait(
+            self, lambda info: info.state.is_terminal, timeout, target="stopped"
+        )
+        if shared is not None:
+            return shared
         final: SessionInfo = poll_until(
             self._poll,
             lambda info: info.state.is_terminal,
             policy=self.poll_policy,
             timeout=timeout,
+            backend=self._backend,
             describe=lambda info: (
                 f"{self.backend} session {self.id} still "
                 f"{(info or self._info).state.value}, not stopped"
@@ -228,6 +256,7 @@ class Session:
                 policy=self.poll_policy,
                 what=f"stop {self.backend}:{self.id}",
                 attempts=max(self.poll_policy.max_attempts, _STOP_ATTEMPTS),
+                backend=self._backend,
             )
         except ServiceError as exc:
             if exc.retryable:
@@ -268,12 +297,15 @@ class Session:
                 lambda: self._backend._delete(self.id),
                 policy=self.poll_policy,
                 what=f"delete {self.backend}:{self.id}",
+                backend=self._backend,
             )
             logger.info("deleted %s session %s", self.backend, self.id)
         return self._info
 
     def _stop_quietly(self) -> None:
         """Request the stop on an error path, never masking the error in flight."""
+        if self._stop_requested:
+            return
         try:
             self._request_stop()
         except BaseException as exc:
@@ -334,6 +366,7 @@ class Session:
             policy=self.poll_policy,
             what=f"run in {self.backend}:{self.id}",
             retry_on=lambda exc: isinstance(exc, ThrottledError),
+            backend=self._backend,
         )
         logger.info("submitted statement %s to %s session %s", statement_id, self.backend, self.id)
         try:
@@ -346,6 +379,7 @@ class Session:
                     f"statement {statement_id} still {r.state.value if r else 'PENDING'}"
                 ),
                 info_of=lambda r: self._info,
+                backend=self._backend,
             )
         except BaseException:
             self._cancel_quietly(statement_id)
@@ -364,6 +398,7 @@ class Session:
                 lambda: self._backend._cancel(self.id, statement_id),
                 policy=self.poll_policy,
                 what=f"cancel statement {statement_id}",
+                backend=self._backend,
             )
             logger.info(
                 "cancelled statement %s on %s session %s", statement_id, self.backend, self.id
@@ -393,6 +428,7 @@ class Session:
                     lambda: self._backend._endpoint(self.id),
                     policy=self.poll_policy,
                     what=f"endpoint of {self.backend}:{self.id}",
+                    backend=self._backend,
                 )
                 self._endpoint = current
             return current
@@ -400,20 +436,50 @@ class Session:
     def spark(self) -> Any:
         """Return a PySpark Spark Connect ``SparkSession`` bound to this session's endpoint.
 
-        Needs the ``spark`` extra (``pip install 'sessionkit[spark]'``).
+        Needs the ``spark`` extra (``pip install 'sessionkit[spark]'``). The ``SparkSession`` is
+        made on the first call and returned again by later calls while it is open; calling
+        ``.stop()`` on it makes the next call connect anew.
+
+        The endpoint's token expires (after about an hour on AWS), so the client does not keep
+        the token it started with: every gRPC call it makes asks :meth:`endpoint` for the
+        current one, which fetches a fresh endpoint when the cached token expires within a
+        minute. Limits: the refresh needs this :class:`Session` object (and its credentials to
+        call the service) to stay usable; the URL is fixed when the ``SparkSession`` is made (if
+        the service ever moved the endpoint, call ``.stop()`` on it and ``spark()`` again); a
+        single call that outlives its token is up to the service, which may end it; and once
+        the session itself has stopped, calls fail with the service's error.
 
         Returns:
-            A ``pyspark.sql.SparkSession``.
+            A ``pyspark.sql.connect.session.SparkSession`` (also PySpark's default and active
+            session if there was none).
 
         Raises:
-            NotSupportedError: When PySpark with Spark Connect is not installed.
+            NotSupportedError: When PySpark with Spark Connect is not installed, or the backend
+                has no Spark Connect endpoint.
         """
         try:
-            from pyspark.sql import SparkSession  # type: ignore[import-not-found]
-        except ImportError as exc:  # pragma: no cover - depends on the environment
+            from sessionkit import _spark
+
+            importlib.import_module("grpc")
+            importlib.import_module("pyspark.sql.connect.session")
+        except ImportError as exc:
             from sessionkit.errors import NotSupportedError
 
             raise NotSupportedError(
                 "Session.spark() needs PySpark with Spark Connect: pip install 'sessionkit[spark]'"
+                f" ({exc})"
             ) from exc
-        return SparkSession.builder.remote(self.endpoint().spark_connect_url).getOrCreate()
+        endpoint = self.endpoint()
+        with self._spark_lock:
+            current = self._spark
+            if current is None or current[0].is_stopped or current[1] != endpoint.url:
+                current = (_spark.connect(endpoint, token=self._current_token), endpoint.url)
+                self._spark = current
+                logger.info(
+                    "connected a Spark Connect client to %s session %s", self.backend, self.id
+                )
+            return current[0]
+
+    def _current_token(self) -> str | None:
+        """The endpoint token to send now, for the Spark Connect client of :meth:`spark`."""
+        return self.endpoint().token

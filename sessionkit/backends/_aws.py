@@ -442,6 +442,24 @@ class AwsBackend(Backend):
         """Sessions reached through the same client and location share list calls."""
         return (self.name, id(self.client), *self.location.values())
 
+    def budget_key(self) -> Any:
+        """Every sessionkit call through one boto3 client spends from one budget."""
+        return self.client
+
+    def transport_attempts(self) -> int:
+        """How many attempts botocore makes per call on this client (1 on clients we build).
+
+        An injected client keeps its own retry configuration; botocore's ``standard`` and
+        ``adaptive`` modes default to 3 attempts, ``legacy`` to 5.
+        """
+        retries = getattr(getattr(self.client, "meta", None), "config", None)
+        settings = getattr(retries, "retries", None) or {}
+        if "total_max_attempts" in settings:
+            return max(1, int(settings["total_max_attempts"]))
+        if "max_attempts" in settings:
+            return max(1, int(settings["max_attempts"]) + 1)
+        return 5 if settings.get("mode") == "legacy" else 3
+
     def _call(self, method: str, **params: Any) -> Any:
         """Call ``client.<method>(**params)`` once, translating botocore errors."""
         try:

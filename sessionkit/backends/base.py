@@ -78,6 +78,14 @@ class Backend(abc.ABC):
         """Sessions with equal keys can be refreshed together by one list call."""
         return (self.name, id(self), *self.location.values())
 
+    def budget_key(self) -> Any:
+        """The object whose calls share one call budget (the API client); default: the backend."""
+        return self
+
+    def transport_attempts(self) -> int:
+        """How many times the transport itself tries each call (1: sessionkit does every retry)."""
+        return 1
+
     # -- configuration -------------------------------------------------------------------
 
     def check_supported(self, config: SessionConfig) -> None:
