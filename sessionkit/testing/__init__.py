@@ -24,10 +24,10 @@ from sessionkit.testing.emulator import Call, Emulator, EmulatorDriftError
 __all__ = [
     "AthenaTimeline",
     "Call",
+    "EmrServerlessTimeline",
     "EmulatedError",
     "EmulatedService",
     "Emulator",
-    "EmrServerlessTimeline",
     "EmulatorDriftError",
     "Fault",
     "GlueTimeline",

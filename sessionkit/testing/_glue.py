@@ -143,6 +143,10 @@ class GlueService(EmulatedService):
     Attributes:
         timeline: How long things take (mutable: set fields to change later sessions).
         executor: Runs statement code; default :func:`python_executor`.
+        endpoint_url: The Spark Connect URL GetSessionEndpoint hands out; default: a
+            per-session placeholder that nothing listens on.
+        endpoint_token: The auth token GetSessionEndpoint hands out; default: a new random one
+            per call.
     """
 
     service: ClassVar[str] = "glue"
@@ -155,6 +159,7 @@ class GlueService(EmulatedService):
         self.timeline = GlueTimeline()
         self.executor: Callable[[str], StatementOutcome] = python_executor
         self.endpoint_url: str | None = None
+        self.endpoint_token: str | None = None
         self._sessions: dict[str, _Session] = {}
         self._scripts: list[_Script] = []
         self._created = 0
@@ -426,7 +431,7 @@ class GlueService(EmulatedService):
         return {
             "SparkConnect": {
                 "Url": url,
-                "AuthToken": self.emulator.new_id(48),
+                "AuthToken": self.endpoint_token or self.emulator.new_id(48),
                 "AuthTokenExpirationTime": self.emulator.clock.now()
                 + timedelta(seconds=self.timeline.token_ttl),
             }

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from sessionkit.testing._emr_serverless import EmrServerlessService
     from sessionkit.testing._glue import GlueService
     from sessionkit.testing._s3 import S3Service
+    from sessionkit.testing.spark import LocalSparkConnect
 
 __all__ = ["Call", "Emulator", "EmulatorDriftError"]
 
@@ -211,6 +212,26 @@ class Emulator:
     def poll_policy(self, base: PollPolicy = DEFAULT_POLL) -> PollPolicy:
         """``base`` running on this emulator's clock, so waits take no real time."""
         return base.on(self.clock.monotonic, self.clock.sleep, self.clock.now)
+
+    def use_spark(self, server: LocalSparkConnect) -> None:
+        """Run statements on a real local Spark and hand out its Spark Connect endpoint.
+
+        Every emulated service that runs code or hands out endpoints is switched over: ``run()``
+        executes the code against ``server`` with ``spark`` bound, and ``endpoint()`` returns
+        the server's URL and token, so ``Session.spark()`` connects to it. Needs the ``spark``
+        extra (``pip install 'sessionkit[spark]'``) and Java; see
+        :mod:`sessionkit.testing.spark`.
+
+        Args:
+            server: A :class:`~sessionkit.testing.spark.LocalSparkConnect` (started here if it
+                is not yet; start one per test session and share it, start-up takes seconds).
+
+        Raises:
+            NotSupportedError: When PySpark or Java is missing.
+        """
+        from sessionkit.testing.spark import attach
+
+        attach(self, server)
 
     # -- faults and inspection -----------------------------------------------------------------
 

@@ -1,0 +1,467 @@
+"""Real Spark behind the emulator: a local Spark Connect server and an executor that uses it.
+
+Needs the ``spark`` extra (``pip install 'sessionkit[spark]'``: PySpark 4 with its bundled
+Spark jars and Spark Connect server) and Java 17 or newer. Importing this module needs neither;
+they are looked for when a server starts or an executor is made.
+
+>>> from sessionkit import open_session
+>>> from sessionkit.testing import Emulator
+>>> from sessionkit.testing.spark import LocalSparkConnect
+>>> with LocalSparkConnect() as server:                         # doctest: +SKIP
+...     emulator = Emulator()
+...     emulator.use_spark(server)
+...     with open_session("glue", client=emulator.client("glue"),
+...                       poll_policy=emulator.poll_policy(),
+...                       role="arn:aws:iam::123456789012:role/Demo") as session:
+...         print(session.run("spark.range(10).count()").output)
+...         print(session.spark().range(10).count())
+10
+10
+
+The server is a separate JVM process on a loopback port, started once and shared: start-up
+takes seconds, so start one per test session, not per test.
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import contextlib
+import gc
+import importlib
+import io
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sessionkit.errors import NotSupportedError
+from sessionkit.testing._glue import StatementOutcome
+
+if TYPE_CHECKING:
+    from sessionkit.testing.emulator import Emulator
+
+__all__ = ["LocalSparkConnect", "attach", "spark_executor"]
+
+logger = logging.getLogger(__name__)
+
+_INSTALL_HINT = "pip install 'sessionkit[spark]'"
+_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+#: Environment variables that would turn the server's own PySpark into a Connect client, or
+#: point it at another Spark installation than the one the client came with.
+_CLEARED_ENV = (
+    "SPARK_REMOTE",
+    "SPARK_LOCAL_REMOTE",
+    "SPARK_CONNECT_MODE_ENABLED",
+    "SPARK_CONNECT_AUTHENTICATE_TOKEN",
+    "SPARK_CONF_DIR",
+    "PYSPARK_SUBMIT_ARGS",
+)
+
+
+def _import(name: str) -> ModuleType:
+    """Import a PySpark module, or explain which extra to install."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise NotSupportedError(
+            f"real Spark in the emulator needs PySpark with Spark Connect: {_INSTALL_HINT} ({exc})"
+        ) from exc
+
+
+def _java() -> str:
+    """The java launcher Spark will use, or an error saying Java is missing."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise NotSupportedError(
+            "real Spark in the emulator needs Java 17 or newer: install a JDK and put `java` on "
+            "PATH or set JAVA_HOME"
+        )
+    return found
+
+
+def _free_port() -> int:
+    # The port is released before the server binds it; the race is small and a lost one shows
+    # up as a start-up failure with the server's log, never as a hang.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LocalSparkConnect:
+    """A Spark Connect server (PySpark's bundled one) in a child JVM on a loopback port.
+
+    It listens on 127.0.0.1 only and requires a bearer token (:attr:`token`). Clients connect
+    through :attr:`url`, which names ``localhost``: PySpark sends a token over a plain
+    (non-TLS) channel only to ``localhost``, and asks for TLS everywhere else.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`; :meth:`start` is
+    idempotent, and a server still running when the interpreter exits is stopped then.
+
+    Args:
+        driver_memory: The JVM heap of the driver (the whole server runs in the driver).
+        cores: Worker threads (``local[cores]``).
+        conf: More Spark properties for the server.
+        startup_timeout: Seconds to wait for the server to listen.
+        log_path: Where the server's log goes; default: a temporary file removed on stop.
+
+    Example:
+        >>> with LocalSparkConnect() as server:  # doctest: +SKIP
+        ...     from pyspark.sql import SparkSession
+        ...     spark = SparkSession.builder.remote(server.spark_connect_url).create()
+        ...     spark.range(3).count()
+        3
+    """
+
+    def __init__(
+        self,
+        *,
+        driver_memory: str = "768m",
+        cores: int = 2,
+        conf: Mapping[str, str] | None = None,
+        startup_timeout: float = 180.0,
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.driver_memory = driver_memory
+        self.cores = cores
+        self.conf = dict(conf or {})
+        self.startup_timeout = startup_timeout
+        self.log_path = Path(log_path) if log_path is not None else None
+        self.startup_seconds: float | None = None
+        self._token = secrets.token_urlsafe(32)
+        self._port: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._workdir: Path | None = None
+        self._log: Path | None = None
+        self._lock = threading.Lock()
+
+    # -- what clients need -------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The loopback port the server listens on (after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("the local Spark Connect server is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL without the token: ``sc://localhost:PORT``."""
+        return f"sc://localhost:{self.port}"
+
+    @property
+    def token(self) -> str:
+        """The bearer token the server requires (a secret; never logged)."""
+        return self._token
+
+    @property
+    def spark_connect_url(self) -> str:
+        """The URL with the token, as ``SparkSession.builder.remote`` takes it (a secret)."""
+        return f"{self.url}/;token={self._token}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def __repr__(self) -> str:
+        where = f"localhost:{self._port}" if self._port is not None else "not started"
+        return f"<LocalSparkConnect {where}{' running' if self.running else ''}>"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> LocalSparkConnect:
+        """Start the server and wait until it listens (no-op when it already runs).
+
+        Returns:
+            This server.
+
+        Raises:
+            NotSupportedError: When PySpark (the ``spark`` extra) or Java is missing.
+            RuntimeError: When the server exits or does not listen within ``startup_timeout``
+                (the message ends with the tail of its log).
+        """
+        with self._lock:
+            if self.running:
+                return self
+            pyspark = _import("pyspark")
+            java = _java()
+            if pyspark.__file__ is None:
+                raise NotSupportedError(f"PySpark is not installed as a package: {_INSTALL_HINT}")
+            spark_home = Path(pyspark.__file__).parent
+            submit = spark_home / "bin" / "spark-submit"
+            if not submit.exists():
+                raise NotSupportedError(
+                    f"PySpark at {spark_home} has no bin/spark-submit (it must be the PyPI "
+                    f"package, which bundles Spark): {_INSTALL_HINT}"
+                )
+            began = time.monotonic()
+            self._workdir = Path(tempfile.mkdtemp(prefix="sessionkit-spark-"))
+            self._port = _free_port()
+            self._log = self.log_path or self._workdir / "server.log"
+            self._process = self._spawn(submit, spark_home, java)
+            atexit.register(self.stop)
+            try:
+                self._wait_listening(began)
+            except BaseException:
+                self.stop()
+                raise
+            self.startup_seconds = time.monotonic() - began
+            logger.info(
+                "local Spark Connect server listening on localhost:%d (pid %d, %.1f s)",
+                self._port,
+                self._process.pid,
+                self.startup_seconds,
+            )
+            return self
+
+    def _properties(self) -> dict[str, str]:
+        assert self._workdir is not None
+        properties = {
+            "spark.master": f"local[{self.cores}]",
+            "spark.app.name": "sessionkit-local-spark-connect",
+            "spark.driver.memory": self.driver_memory,
+            # Everything stays on loopback: the gRPC port, the driver and its block manager.
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(self._port),
+            "spark.connect.authenticate.token": self._token,
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.shuffle.partitions": str(max(1, self.cores)),
+            "spark.sql.warehouse.dir": str(self._workdir / "warehouse"),
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={self._workdir}",
+        }
+        properties.update(self.conf)
+        return properties
+
+    def _spawn(self, submit: Path, spark_home: Path, java: str) -> subprocess.Popen[bytes]:
+        assert self._workdir is not None and self._log is not None
+        # Spark properties go through a private file rather than argv, so the token never
+        # shows in `ps`.
+        properties = self._workdir / "spark.properties"
+        fd = os.open(properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for key, value in self._properties().items():
+                escaped = value.replace("\\", "\\\\").replace("\n", "\\n")
+                handle.write(f"{key}={escaped}\n")
+        env = {k: v for k, v in os.environ.items() if k not in _CLEARED_ENV}
+        env["SPARK_HOME"] = str(spark_home)
+        env.setdefault("JAVA_HOME", str(Path(java).resolve().parent.parent))
+        with open(self._log, "wb") as log:
+            # A session of its own: Ctrl-C in the caller's terminal must not kill the server
+            # behind the caller's back; stop() ends it (and atexit, if nobody did).
+            return subprocess.Popen(
+                [
+                    str(submit),
+                    "--class",
+                    _SERVER_CLASS,
+                    "--properties-file",
+                    str(properties),
+                ],
+                cwd=self._workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _wait_listening(self, began: float) -> None:
+        assert self._process is not None and self._port is not None
+        deadline = began + self.startup_timeout
+        while True:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"the local Spark Connect server exited with code {self._process.returncode}"
+                    f" during start-up:\n{self.log_tail()}"
+                )
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex(("127.0.0.1", self._port)) == 0:
+                    return
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"the local Spark Connect server did not listen within "
+                    f"{self.startup_timeout:.0f} s:\n{self.log_tail()}"
+                )
+            # Real time on purpose: this waits for a real JVM, not for emulated state.
+            time.sleep(0.1)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the server's log (for error messages)."""
+        if self._log is None or not self._log.exists():
+            return "(no log)"
+        text = self._log.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:]).replace(self._token, "***")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds) and clean up.
+
+        Idempotent; also safe after a failed :meth:`start`.
+        """
+        with self._lock:
+            process, self._process = self._process, None
+            if process is not None and process.poll() is None:
+                self._close_clients()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    logger.warning("local Spark Connect server ignored SIGTERM; killing it")
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+                logger.info("stopped the local Spark Connect server on localhost:%s", self._port)
+            atexit.unregister(self.stop)
+            if self._workdir is not None:
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                self._workdir = None
+
+    def _close_clients(self) -> None:
+        """Close the PySpark clients still connected to this server, before it goes.
+
+        PySpark cleans up every open client at interpreter exit with calls that it retries for
+        minutes when the server is gone, so one client left open by a failing test would hang
+        the end of the test run. Closing only drops the client's channel; no call is made.
+        """
+        core = sys.modules.get("pyspark.sql.connect.client.core")
+        client_type = getattr(core, "SparkConnectClient", None)
+        if client_type is None:
+            return
+        mine = {f"localhost:{self._port}", f"127.0.0.1:{self._port}"}
+        for obj in gc.get_objects():
+            if not isinstance(obj, client_type) or getattr(obj, "is_closed", True):
+                continue
+            if getattr(getattr(obj, "_builder", None), "endpoint", None) in mine:
+                with contextlib.suppress(Exception):
+                    obj.close()
+
+    def __enter__(self) -> LocalSparkConnect:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def spark_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcome]:
+    """An executor for the emulated statement APIs that runs code on a real Spark.
+
+    The code runs like a notebook cell, as :func:`~sessionkit.testing.python_executor` runs it
+    (printed text, then the value of a last expression), with ``spark`` bound to a Spark Connect
+    client session of ``server``. A failure is reported with the real exception's type name,
+    message and traceback. Every statement gets a fresh Python namespace; Spark state (temporary
+    views, SQL configuration) lives in the one client session and is shared by all statements
+    this executor runs.
+
+    Args:
+        server: The server to run on (started here if it is not yet).
+
+    Returns:
+        ``code -> StatementOutcome``, for ``GlueService.executor`` and the like.
+
+    Raises:
+        NotSupportedError: When PySpark (the ``spark`` extra) or Java is missing.
+    """
+    connect_session = _import("pyspark.sql.connect.session")
+    server.start()
+    lock = threading.Lock()
+    client: list[Any] = []
+
+    def spark() -> Any:
+        with lock:
+            if not client or client[0].is_stopped:
+                # Made directly, not through the builder, so it never becomes PySpark's default
+                # or active session: code under test that asks for those gets its own.
+                client[:] = [connect_session.SparkSession(connection=server.spark_connect_url)]
+            return client[0]
+
+    def execute(code: str) -> StatementOutcome:
+        out = io.StringIO()
+        namespace: dict[str, Any] = {"__name__": "__sessionkit_statement__"}
+        try:
+            namespace["spark"] = spark()
+            tree = ast.parse(code, mode="exec")
+            last = tree.body[-1] if tree.body else None
+            if isinstance(last, ast.Expr):
+                tree.body.pop()
+            else:
+                last = None
+            with contextlib.redirect_stdout(out):
+                exec(compile(tree, "<statement>", "exec"), namespace)
+                if last is not None:
+                    expression = ast.Expression(last.value)
+                    value = eval(compile(expression, "<statement>", "eval"), namespace)
+                    if value is not None:
+                        print(value if isinstance(value, str) else repr(value))
+        except Exception as exc:
+            # Drop this function's own frame: the traceback starts in the user's code.
+            tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+            return StatementOutcome(
+                output=out.getvalue(),
+                error_name=type(exc).__name__,
+                error_value=str(exc),
+                traceback=traceback.format_exception(type(exc), exc, tb),
+            )
+        return StatementOutcome(output=out.getvalue().rstrip("\n"))
+
+    return execute
+
+
+def attach(emulator: Emulator, server: LocalSparkConnect) -> None:
+    """Back every emulated service of ``emulator`` that runs code or hands out endpoints.
+
+    A service with an ``executor`` attribute runs statements with :func:`spark_executor`; one
+    with ``endpoint_url`` and ``endpoint_token`` hands out the server's URL and token. This is
+    what :meth:`Emulator.use_spark <sessionkit.testing.Emulator.use_spark>` does.
+
+    Args:
+        emulator: The emulator.
+        server: The server (started here if it is not yet).
+
+    Raises:
+        NotSupportedError: When PySpark (the ``spark`` extra) or Java is missing.
+    """
+    executor = spark_executor(server)
+    for name in ("glue", "emr-serverless", "athena"):
+        try:
+            service = emulator.service(name)
+        except ImportError:
+            # A service this version of the emulator does not have.
+            continue
+        if hasattr(service, "executor"):
+            service.executor = executor
+        if hasattr(service, "endpoint_url") and hasattr(service, "endpoint_token"):
+            service.endpoint_url = server.url
+            service.endpoint_token = server.token
+        elif hasattr(service, "endpoint_url"):
+            # The server only accepts its own token; an endpoint with a random one would
+            # connect and then fail every call, which is worse than the placeholder.
+            logger.warning(
+                "emulated %s cannot hand out the local server's token; its endpoints stay "
+                "placeholders",
+                name,
+            )
