@@ -235,6 +235,9 @@ class SessionConfig:
         max_dpus: Capacity in DPUs (Glue ``MaxCapacity``, Athena ``MaxConcurrentDpus``).
         runtime_version: The engine version (Glue ``GlueVersion``).
         client_token: Idempotency token; generated once per ``open_session`` if absent.
+        spark_connect: The session must serve a Spark Connect endpoint (Glue:
+            ``SessionType="SPARK_CONNECT"``; Athena: the work group's engine must offer one;
+            EMR Serverless sessions always do).
         options: The service's own request keys, merged into the request as given.
     """
 
@@ -257,6 +260,7 @@ class SessionConfig:
     max_dpus: float | None = attrs.field(default=None)
     runtime_version: str | None = attrs.field(default=None, validator=_optional_str)
     client_token: str | None = attrs.field(default=None, validator=_optional_str, repr=False)
+    spark_connect: bool = attrs.field(default=False)
     options: dict[str, Any] = attrs.field(factory=dict, converter=_copy_mapping, repr=_repr_conf)
 
     @workers.validator
@@ -282,13 +286,18 @@ class SessionConfig:
                 "max_dpus", "cannot be combined with workers: give either max_dpus or workers"
             )
 
+    @spark_connect.validator
+    def _check_spark_connect(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, bool):
+            raise InvalidConfigError("spark_connect", f"must be True or False, got {value!r}")
+
     @options.validator
     def _check_options(self, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise InvalidConfigError("options", f"must be a dict keyed by str, got {value!r}")
 
     def given(self) -> dict[str, Any]:
-        """Return the portable fields that were set (not ``None`` and not empty).
+        """Return the portable fields that were set (not ``None``, empty or ``False``).
 
         Returns:
             Field name to value, for the fields a backend has to translate.
@@ -296,7 +305,7 @@ class SessionConfig:
         return {
             a.name: getattr(self, a.name)
             for a in attrs.fields(SessionConfig)
-            if getattr(self, a.name) not in (None, {}) and a.name != "options"
+            if getattr(self, a.name) not in (None, {}, False) and a.name != "options"
         }
 
 

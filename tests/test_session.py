@@ -205,7 +205,12 @@ def test_repr_and_logs_carry_no_secrets(
     emulator: Emulator, policy: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG):
-        session = _open(emulator, policy, spark_conf={"spark.hadoop.fs.s3a.secret.key": "SEKRET1"})
+        session = _open(
+            emulator,
+            policy,
+            spark_connect=True,
+            spark_conf={"spark.hadoop.fs.s3a.secret.key": "SEKRET1"},
+        )
         endpoint = session.endpoint()
         session.stop()
     token = endpoint.token
@@ -220,7 +225,7 @@ def test_repr_and_logs_carry_no_secrets(
 
 
 def test_endpoint_is_cached_and_refreshed_before_expiry(emulator: Emulator, policy: Any) -> None:
-    session = _open(emulator, policy)
+    session = _open(emulator, policy, spark_connect=True)
     first = session.endpoint()
     assert session.endpoint() is first
     emulator.clock.advance(emulator.glue.timeline.token_ttl - 120)
@@ -256,3 +261,11 @@ def test_a_name_taken_by_someone_else_is_never_stopped(emulator: Emulator, polic
     with pytest.raises(sessionkit.ServiceError):
         _open(emulator, policy, name="shared-name")
     assert emulator.glue.status(theirs.id) == "READY"
+
+
+def test_a_livy_glue_session_has_no_endpoint(emulator: Emulator, policy: Any) -> None:
+    session = _open(emulator, policy)
+    with pytest.raises(sessionkit.NotSupportedError, match="spark_connect=True"):
+        session.endpoint()
+    # A refusal is not retried.
+    assert emulator.call_count("glue", "GetSessionEndpoint") == 1

@@ -220,6 +220,15 @@ def is_spark_engine(version: str) -> bool:
     return "spark" in version.lower()
 
 
+def serves_spark_connect(version: str) -> bool:
+    """Tell whether sessions on this engine have a Spark Connect endpoint.
+
+    "Apache Spark version 3.5" work groups do; "PySpark engine version 3" ones serve the
+    calculation API instead.
+    """
+    return version.lower().startswith("apache spark")
+
+
 # ----------------------------------------------------------------------------- responses
 
 
@@ -336,6 +345,7 @@ class AthenaBackend(AwsBackend):
             "tags",
             "max_dpus",
             "client_token",
+            "spark_connect",
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
@@ -414,6 +424,13 @@ class AthenaBackend(AwsBackend):
                 f"the Athena work group {name!r} runs {version!r}, which is SQL-only: sessions "
                 "need a work group created for Apache Spark (engine 'PySpark engine version 3' "
                 "or 'Apache Spark version 3.5')",
+            )
+        if prepared.config.spark_connect and version and not serves_spark_connect(version):
+            raise InvalidConfigError(
+                "spark_connect",
+                f"the Athena work group {name!r} runs {version!r}, whose sessions have no Spark "
+                "Connect endpoint: use a work group on 'Apache Spark version 3.5', or drop "
+                "spark_connect and run code with session.run()",
             )
 
     def _start(self, prepared: PreparedStart, *, attempt: int) -> SessionInfo:

@@ -52,6 +52,8 @@ TRANSLATION: Mapping[str, str] = {
     "spark_conf": "configurationOverrides.runtimeConfiguration",
     "tags": "tags",
     "client_token": "clientToken",
+    # Every EMR Serverless session serves Spark Connect: nothing to ask for.
+    "spark_connect": "(always on)",
 }
 
 #: Which SessionConfig field (or keyword) produced each request key, for error messages.

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from sessionkit.backends._aws import AwsBackend, ceil_minutes, seconds_to_datetime
 from sessionkit.backends.base import PreparedStart
-from sessionkit.errors import InvalidConfigError, ServiceError
+from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState, normalize_state
 
@@ -60,6 +60,7 @@ _FIELDS = {
     "MaxCapacity": "max_dpus",
     "GlueVersion": "runtime_version",
     "Command": "options",
+    "SessionType": "spark_connect",
 }
 
 # ----------------------------------------------------------------------------- requests
@@ -130,6 +131,9 @@ def build_create_request(config: SessionConfig) -> tuple[dict[str, Any], dict[st
         request["MaxCapacity"] = float(config.max_dpus)
     if config.runtime_version is not None:
         request["GlueVersion"] = config.runtime_version
+    if config.spark_connect:
+        # Only Spark Connect sessions have an endpoint; the default (Livy) serves statements.
+        request["SessionType"] = "SPARK_CONNECT"
     AwsBackend._merge_options(request, options, fields)
     return request, fields
 
@@ -203,6 +207,7 @@ class GlueBackend(AwsBackend):
             "max_dpus",
             "runtime_version",
             "client_token",
+            "spark_connect",
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
@@ -266,7 +271,16 @@ class GlueBackend(AwsBackend):
         self._call("cancel_statement", SessionId=session_id, Id=int(statement_id))
 
     def _endpoint(self, session_id: str) -> Endpoint:
-        spark_connect = self._call("get_session_endpoint", SessionId=session_id)["SparkConnect"]
+        try:
+            answer = self._call("get_session_endpoint", SessionId=session_id)
+        except ServiceError as exc:
+            if exc.code == "OperationNotSupportedException":
+                raise NotSupportedError(
+                    f"glue session {session_id} has no Spark Connect endpoint ({exc.code}): "
+                    "open it with spark_connect=True (SessionType SPARK_CONNECT, Glue 5.1+)"
+                ) from exc
+            raise
+        spark_connect = answer["SparkConnect"]
         return Endpoint(
             url=spark_connect["Url"],
             token=spark_connect.get("AuthToken"),

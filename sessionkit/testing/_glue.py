@@ -420,6 +420,12 @@ class GlueService(EmulatedService):
 
     def op_get_session_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self._settle(self._get(params["SessionId"]))
+        if session.request.get("SessionType") != "SPARK_CONNECT":
+            raise EmulatedError(
+                "OperationNotSupportedException",
+                f"Session {session.id} is not a Spark Connect session; create it with "
+                "SessionType SPARK_CONNECT",
+            )
         if session.status != "READY":
             raise EmulatedError(
                 "IllegalSessionStateException", f"Session is in {session.status} status"

@@ -709,3 +709,23 @@ def test_backend_keywords_reach_the_backend(emulator: Emulator, work_group: str)
     assert backend.location == {"work_group": work_group}
     assert backend._s3() is s3
     assert re.fullmatch(r"[0-9a-f]{32}", backend.prepare_start(SessionConfig()).token)
+
+
+def test_spark_connect_needs_a_spark_connect_work_group(
+    emulator: Emulator, connection: dict[str, Any]
+) -> None:
+    # The default "spark" work group runs the calculation engine: no endpoint there.
+    with pytest.raises(InvalidConfigError) as caught:
+        sessionkit.open_session("athena", spark_connect=True, **connection)
+    assert caught.value.field == "spark_connect"
+    assert "Apache Spark version 3.5" in str(caught.value)
+    assert [c.operation for c in emulator.calls] == ["GetWorkGroup"]
+    emulator.athena.create_work_group("connect", engine=SPARK_CONNECT_ENGINE)
+    with sessionkit.open_session(
+        "athena",
+        client=emulator.client("athena"),
+        poll_policy=emulator.poll_policy(),
+        work_group="connect",
+        spark_connect=True,
+    ) as session:
+        assert session.endpoint().url

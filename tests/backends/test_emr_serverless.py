@@ -816,3 +816,18 @@ def test_start_whose_answers_were_all_lost_is_replayed_and_terminated(
     assert emulator.call_count("emr-serverless", "TerminateSession") == 1
     emulator.clock.advance(60)
     assert emulator.emr_serverless.alive() == []
+
+
+def test_spark_connect_is_always_on_and_sends_nothing(emulator: Emulator) -> None:
+    app = emulator.emr_serverless.create_application(name="connect")
+    with sessionkit.open_session(
+        "emr-serverless",
+        application_id=app,
+        role=ROLE,
+        spark_connect=True,
+        client=emulator.client("emr-serverless"),
+        poll_policy=emulator.poll_policy(),
+    ) as session:
+        (start,) = [c for c in emulator.calls if c.operation == "StartSession"]
+        assert "spark_connect" not in str(start.params) and "SessionType" not in start.params
+        assert session.endpoint().url

@@ -93,6 +93,15 @@ def test_every_field_translates_into_the_exact_request(stubbed: Any) -> None:
     stubber.assert_no_pending_responses()
 
 
+def test_spark_connect_sets_the_session_type(stubbed: Any) -> None:
+    client, stubber = stubbed
+    expected = {"Id": ANY, "Role": ROLE, "Command": ANY, "SessionType": "SPARK_CONNECT"}
+    _open_stubbed(client, stubber, expected, role=ROLE, spark_connect=True)
+    stubber.add_response("create_session", {"Session": _record("PROVISIONING")})
+    sessionkit.open_session("glue", client=client, wait=False, role=ROLE, spark_connect=False)
+    stubber.assert_no_pending_responses()
+
+
 def test_max_dpus_and_client_token(stubbed: Any) -> None:
     client, stubber = stubbed
     expected = {"Id": "token-123", "Role": ROLE, "Command": ANY, "MaxCapacity": 2.0}
@@ -158,6 +167,8 @@ def test_options_can_replace_the_command() -> None:
         ),
         ({"role": ROLE, "options": {"NoSuchKey": 1}}, "options"),
         ({"role": ROLE, "default_arguments": {}}, "default_arguments"),
+        ({"role": ROLE, "spark_connect": "yes"}, "spark_connect"),
+        ({"role": ROLE, "spark_connect": True, "options": {"SessionType": "LIVY"}}, "options"),
     ],
 )
 def test_rejections_name_the_field_and_make_no_call(config: dict[str, Any], field: str) -> None:

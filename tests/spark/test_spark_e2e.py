@@ -24,6 +24,7 @@ def glue_session(spark_emulator: Emulator) -> Iterator[Session]:
         client=spark_emulator.client("glue"),
         poll_policy=spark_emulator.poll_policy(),
         role=ROLE,
+        spark_connect=True,
     ) as session:
         yield session
         session.stop()
