@@ -72,6 +72,7 @@ class Session:
         self._info = info
         self._owned = owned
         self._stop_requested = False
+        self._usage_looked_up: SessionInfo | None = None
         self._endpoint: Endpoint | None = None
         #: The client spark() made, and the endpoint URL it is bound to. Its own lock: the
         #: client asks endpoint() (which holds _lock) for its token.
@@ -107,7 +108,15 @@ class Session:
 
     @property
     def usage(self) -> Usage:
-        """Usage as of the last refresh (no call; see :meth:`refresh`)."""
+        """Usage as of the last look at the session.
+
+        Polls and list calls do not always carry usage figures (Athena's light status call,
+        EMR Serverless list summaries); when the last look had none, this makes one describe
+        call to fetch them. Call :meth:`refresh` for current figures.
+        """
+        if self._info.usage == Usage() and self._usage_looked_up is not self._info:
+            self.refresh()
+            self._usage_looked_up = self._info
         return self._info.usage
 
     @property

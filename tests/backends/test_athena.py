@@ -729,3 +729,17 @@ def test_spark_connect_needs_a_spark_connect_work_group(
         spark_connect=True,
     ) as session:
         assert session.endpoint().url
+
+
+def test_usage_after_a_light_wait_is_fetched_once(
+    emulator: Emulator, connection: dict[str, Any]
+) -> None:
+    session = sessionkit.open_session("athena", **connection)
+    emulator.clock.advance(30)
+    session.stop()
+    # The wait polled GetSessionStatus, which has no statistics: usage needs one GetSession.
+    before = emulator.call_count("athena", "GetSession")
+    usage = session.usage
+    assert usage.dpu_seconds is not None and usage.dpu_seconds > 0
+    assert session.usage == usage
+    assert emulator.call_count("athena", "GetSession") == before + 1
