@@ -50,11 +50,11 @@ from sessionkit.errors import (
     FleetWaitError,
     InvalidConfigError,
     ServiceError,
-    SessionFailedError,
     SessionKitError,
     WaitTimeoutError,
 )
 from sessionkit.models import SessionInfo, to_timedelta
+from sessionkit.session import readiness_failure
 from sessionkit.states import SessionState
 from sessionkit.waiting import PollPolicy, spend_call
 
@@ -106,16 +106,6 @@ class Outcome:
         """Whether the session got there."""
         return self.status == DONE
 
-
-_FAIL_FAST = frozenset(
-    {
-        SessionState.FAILED,
-        SessionState.TIMED_OUT,
-        SessionState.DEGRADED,
-        SessionState.STOPPING,
-        SessionState.STOPPED,
-    }
-)
 
 #: What a fleet waiting for READY asks the list call for, where the service can filter: a
 #: session outside these states has failed, and a describe call tells how.
@@ -410,12 +400,8 @@ class FleetPoller:
         if self._target is SessionState.READY:
             if info.state is SessionState.READY:
                 return Outcome(info=info, status=DONE, session=session, at=now)
-            if info.state in _FAIL_FAST:
-                failure = SessionFailedError(
-                    f"{session.backend} session {info.id} is {info.state.value} "
-                    f"({info.native_state}){': ' + info.reason if info.reason else ''}",
-                    info=info,
-                )
+            failure = readiness_failure(info)
+            if failure is not None:
                 return Outcome(info=info, status=FAILED, error=failure, session=session, at=now)
         elif info.state.is_terminal:
             return Outcome(info=info, status=DONE, session=session, at=now)

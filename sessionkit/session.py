@@ -42,6 +42,22 @@ _FAIL_FAST = frozenset(
         SessionState.STOPPED,
     }
 )
+
+
+def readiness_failure(info: SessionInfo) -> SessionFailedError | None:
+    """The error that ends a wait for READY in this state, or ``None`` to keep waiting.
+
+    Every wait for READY (one session or a fleet) fails fast through this one rule.
+    """
+    if info.state not in _FAIL_FAST:
+        return None
+    return SessionFailedError(
+        f"{info.backend} session {info.id} is {info.state.value} "
+        f"({info.native_state}){': ' + info.reason if info.reason else ''}",
+        info=info,
+    )
+
+
 #: A fresh endpoint is fetched when the cached token expires within this margin.
 _ENDPOINT_MARGIN = timedelta(minutes=1)
 #: Stop requests are retried through throttling this many times before giving up.
@@ -185,12 +201,9 @@ class Session:
             self._update(info)
             if info.state is SessionState.READY:
                 return True
-            if info.state in _FAIL_FAST:
-                raise SessionFailedError(
-                    f"{self.backend} session {info.id} is {info.state.value} "
-                    f"({info.native_state}){': ' + info.reason if info.reason else ''}",
-                    info=info,
-                )
+            failure = readiness_failure(info)
+            if failure is not None:
+                raise failure
             return False
 
         try:

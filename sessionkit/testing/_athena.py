@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing._base import EmulatedError, EmulatedService, page
+from sessionkit.testing._base import EmulatedError, EmulatedService, Script, page
 from sessionkit.testing._glue import StatementOutcome, python_executor
 
 __all__ = [
@@ -90,13 +90,6 @@ class _WorkGroup:
 
 
 @attrs.define(kw_only=True)
-class _Script:
-    state: str
-    after: float
-    reason: str
-
-
-@attrs.define(kw_only=True)
 class _Calculation:
     id: str
     code: str
@@ -145,7 +138,7 @@ class _Session:
     ended: float | None = None
     terminate_done: float | None = None
     modified: float = 0.0
-    script: _Script | None = None
+    script: Script | None = None
     calculations: list[_Calculation] = attrs.field(factory=list)
 
     @property
@@ -167,6 +160,7 @@ class AthenaService(EmulatedService):
     throttling_error: ClassVar[str] = "TooManyRequestsException"
     throttling_status: ClassVar[int] = 400
     server_error: ClassVar[str] = "InternalServerException"
+    scriptable: ClassVar[tuple[str, ...]] = ("FAILED", "DEGRADED", "TERMINATED")
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
@@ -177,7 +171,6 @@ class AthenaService(EmulatedService):
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[str, tuple[dict[str, Any], str]] = {}
         self._calculations: dict[str, tuple[_Session, _Calculation]] = {}
-        self._scripts: list[_Script] = []
         self._created = 0
         # Every account has the SQL-only "primary" work group; the Spark one is a convenience.
         self.create_work_group("primary", engine="Athena engine version 3")
@@ -224,24 +217,6 @@ class AthenaService(EmulatedService):
     def set_work_group_state(self, name: str, state: str) -> None:
         """Enable or disable a work group."""
         self._work_group(name).state = state
-
-    def script_next(self, state: str = "FAILED", *, after: float = 1.0, reason: str = "") -> None:
-        """Make the next started session go to ``state`` ``after`` virtual seconds after its start.
-
-        Args:
-            state: ``"FAILED"``, ``"DEGRADED"`` or ``"TERMINATED"``.
-            after: Seconds after StartSession.
-            reason: The ``StateChangeReason`` to report.
-        """
-        if state not in ("FAILED", "DEGRADED", "TERMINATED"):
-            raise ValueError(
-                f"an Athena session can be scripted to FAILED, DEGRADED or TERMINATED, not {state}"
-            )
-        self._scripts.append(
-            _Script(
-                state=state, after=after, reason=reason or f"Session {state.lower()} (scripted)"
-            )
-        )
 
     def fail(self, session_id: str, reason: str = "Session failed (injected)") -> None:
         """Fail a session now."""
@@ -481,8 +456,7 @@ class AthenaService(EmulatedService):
             ready_at=now + self.timeline.creating + self.timeline.created,
             modified=now,
         )
-        if self._scripts:
-            session.script = self._scripts.pop(0)
+        session.script = self._next_script()
         self._sessions[session.id] = session
         if token is not None:
             self._tokens[token] = (dict(params), session.id)

@@ -7,10 +7,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import attrs
+
 if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator
 
-__all__ = ["EmulatedError", "EmulatedService", "page"]
+__all__ = ["EmulatedError", "EmulatedService", "Script", "page"]
 
 T = TypeVar("T")
 
@@ -60,6 +62,21 @@ def page(items: Sequence[T], token: str | None, size: int) -> tuple[list[T], str
     return chunk, following
 
 
+@attrs.define(kw_only=True)
+class Script:
+    """A scripted end for the next session a service creates (see ``script_next``).
+
+    Attributes:
+        state: The native state the session ends in.
+        after: Virtual seconds after its creation.
+        reason: The reason the service reports.
+    """
+
+    state: str
+    after: float
+    reason: str
+
+
 class EmulatedService:
     """Base of an emulated service: ``op_<snake_name>(params)`` methods answer operations.
 
@@ -76,9 +93,35 @@ class EmulatedService:
     throttling_error: ClassVar[str] = "ThrottlingException"
     throttling_status: ClassVar[int] = 400
     server_error: ClassVar[str] = "InternalServerException"
+    #: The native states ``script_next`` can end a session in.
+    scriptable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
+        self._scripts: list[Script] = []
+
+    def script_next(self, state: str = "FAILED", *, after: float = 1.0, reason: str = "") -> None:
+        """Make the next created session end in ``state`` ``after`` virtual seconds.
+
+        Args:
+            state: A native state from :attr:`scriptable`, e.g. ``"FAILED"``.
+            after: Seconds after the session was created.
+            reason: The reason the service reports; a default names the script.
+
+        Raises:
+            ValueError: For a state this service cannot be scripted to.
+        """
+        if state not in self.scriptable:
+            raise ValueError(
+                f"{self.service} sessions can be scripted to {', '.join(self.scriptable)}, "
+                f"not {state}"
+            )
+        self._scripts.append(
+            Script(state=state, after=after, reason=reason or f"Session {state.lower()} (scripted)")
+        )
+
+    def _next_script(self) -> Script | None:
+        return self._scripts.pop(0) if self._scripts else None
 
     @property
     def now(self) -> float:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing._base import EmulatedError, EmulatedService, page
+from sessionkit.testing._base import EmulatedError, EmulatedService, Script, page
 
 __all__ = ["EmrServerlessService", "EmrServerlessTimeline"]
 
@@ -71,13 +71,6 @@ class EmrServerlessTimeline:
 
 
 @attrs.define(kw_only=True)
-class _Script:
-    state: str
-    after: float
-    reason: str
-
-
-@attrs.define(kw_only=True)
 class _Application:
     id: str
     name: str
@@ -107,7 +100,7 @@ class _Session:
     busy_until: float | None = None
     ended: float | None = None
     terminate_done: float | None = None
-    script: _Script | None = None
+    script: Script | None = None
 
 
 class EmrServerlessService(EmulatedService):
@@ -130,6 +123,7 @@ class EmrServerlessService(EmulatedService):
     throttling_error: ClassVar[str] = "ThrottlingException"
     throttling_status: ClassVar[int] = 429
     server_error: ClassVar[str] = "InternalServerException"
+    scriptable: ClassVar[tuple[str, ...]] = ("FAILED", "TERMINATED")
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
@@ -138,7 +132,6 @@ class EmrServerlessService(EmulatedService):
         self._applications: dict[str, _Application] = {}
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
-        self._scripts: list[_Script] = []
         self._created = 0
 
     # -- test controls -------------------------------------------------------------------------
@@ -204,24 +197,6 @@ class EmrServerlessService(EmulatedService):
         """The state of an application now."""
         return self._settle_application(self._application(application_id)).state
 
-    def script_next(self, state: str = "FAILED", *, after: float = 1.0, reason: str = "") -> None:
-        """Make the next started session end in ``state`` ``after`` virtual seconds.
-
-        Args:
-            state: FAILED or TERMINATED.
-            after: Seconds after StartSession.
-            reason: The ``stateDetails`` it ends with.
-        """
-        if state not in _ENDED:
-            raise ValueError(
-                f"an EMR Serverless session can be scripted to FAILED or TERMINATED, not {state}"
-            )
-        self._scripts.append(
-            _Script(
-                state=state, after=after, reason=reason or f"Session {state.lower()} (scripted)"
-            )
-        )
-
     def fail(self, session_id: str, reason: str = "Session failed (injected)") -> None:
         """Fail a session now."""
         session = self._settle(self._session(session_id))
@@ -237,7 +212,7 @@ class EmrServerlessService(EmulatedService):
         session.idle_since = None
         session.busy_until = self.now + seconds
 
-    def state(self, session_id: str) -> str:
+    def status(self, session_id: str) -> str:
         """The native state of a session now."""
         return self._settle(self._session(session_id)).state
 
@@ -522,8 +497,7 @@ class EmrServerlessService(EmulatedService):
             created=now,
             updated=now,
         )
-        if self._scripts:
-            session.script = self._scripts.pop(0)
+        session.script = self._next_script()
         self._sessions[session.id] = session
         self._tokens[key] = (session.id, request)
         self._created += 1

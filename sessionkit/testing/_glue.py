@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing._base import EmulatedError, EmulatedService, page
+from sessionkit.testing._base import EmulatedError, EmulatedService, Script, page
 
 __all__ = ["GlueService", "GlueTimeline", "StatementOutcome", "python_executor"]
 
@@ -102,13 +102,6 @@ def python_executor(code: str) -> StatementOutcome:
 
 
 @attrs.define(kw_only=True)
-class _Script:
-    state: str
-    after: float
-    reason: str
-
-
-@attrs.define(kw_only=True)
 class _Statement:
     id: int
     code: str
@@ -128,7 +121,7 @@ class _Session:
     error: str | None = None
     ended: float | None = None
     stop_done: float | None = None
-    script: _Script | None = None
+    script: Script | None = None
     last_activity: float = 0.0
     statements: list[_Statement] = attrs.field(factory=list)
 
@@ -153,6 +146,7 @@ class GlueService(EmulatedService):
     validation_error: ClassVar[str] = "InvalidInputException"
     throttling_error: ClassVar[str] = "ThrottlingException"
     server_error: ClassVar[str] = "InternalServiceException"
+    scriptable: ClassVar[tuple[str, ...]] = ("FAILED", "TIMEOUT", "STOPPED")
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
@@ -161,22 +155,9 @@ class GlueService(EmulatedService):
         self.endpoint_url: str | None = None
         self.endpoint_token: str | None = None
         self._sessions: dict[str, _Session] = {}
-        self._scripts: list[_Script] = []
         self._created = 0
 
     # -- test controls -------------------------------------------------------------------------
-
-    def script_next(self, state: str = "FAILED", *, after: float = 1.0, reason: str = "") -> None:
-        """Make the next created session end in ``state`` (FAILED or TIMEOUT) after ``after`` s."""
-        if state not in ("FAILED", "TIMEOUT", "STOPPED"):
-            raise ValueError(
-                f"a Glue session can be scripted to FAILED, TIMEOUT or STOPPED, not {state}"
-            )
-        self._scripts.append(
-            _Script(
-                state=state, after=after, reason=reason or f"Session {state.lower()} (scripted)"
-            )
-        )
 
     def fail(self, session_id: str, reason: str = "Session failed (injected)") -> None:
         """Fail a session now."""
@@ -312,8 +293,7 @@ class GlueService(EmulatedService):
         session = _Session(
             request=dict(params), created=now, ready_at=now + self.timeline.provisioning
         )
-        if self._scripts:
-            session.script = self._scripts.pop(0)
+        session.script = self._next_script()
         self._sessions[session_id] = session
         self._created += 1
         return {"Session": self._record(session)}

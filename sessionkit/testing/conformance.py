@@ -149,9 +149,7 @@ class EmulatorHarness(Harness):
 
     def fail_next_start(self, reason: str) -> None:
         """Script the next session to fail one virtual second after it was created."""
-        self.emulator.service(self.service).script_next(  # type: ignore[attr-defined]
-            "FAILED", after=1.0, reason=reason
-        )
+        self.emulator.service(self.service).script_next("FAILED", after=1.0, reason=reason)
 
     def throttle_describes(self, count: int) -> None:
         """Inject ``count`` throttling answers on the describe calls."""

@@ -736,7 +736,7 @@ def test_timeout_during_start_terminates_the_session(emulator: Emulator, app: st
     session_id = caught.value.info.id
     assert emulator.call_count("emr-serverless", "TerminateSession") == 1
     emulator.clock.advance(60)
-    assert emulator.emr_serverless.state(session_id) == "TERMINATED"
+    assert emulator.emr_serverless.status(session_id) == "TERMINATED"
 
 
 def test_retried_start_reuses_the_client_token(emulator: Emulator, app: str) -> None:

@@ -40,7 +40,11 @@ def test_every_operation_answers_within_its_output_shape(emulator: Emulator) -> 
     glue = emulator.client("glue")
     responses: dict[str, Any] = {}
     responses["CreateSession"] = glue.create_session(
-        Id="s1", Role=ROLE, Command={"Name": "glueetl", "PythonVersion": "3"}, Tags={"a": "b"}
+        Id="s1",
+        Role=ROLE,
+        Command={"Name": "glueetl", "PythonVersion": "3"},
+        Tags={"a": "b"},
+        SessionType="SPARK_CONNECT",
     )
     responses["GetSession"] = glue.get_session(Id="s1")
     emulator.clock.advance(10)
@@ -211,3 +215,19 @@ def test_virtual_clock() -> None:
     assert (clock.now() - start).total_seconds() == 60
     with pytest.raises(ValueError):
         clock.advance(-1)
+
+
+def test_livy_sessions_have_no_endpoint(emulator: Emulator) -> None:
+    glue = emulator.client("glue")
+    glue.create_session(Id="livy", Role=ROLE, Command={})
+    emulator.clock.advance(10)
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        glue.get_session_endpoint(SessionId="livy")
+    assert _code(caught) == "OperationNotSupportedException"
+
+
+def test_script_next_names_the_states_it_takes(emulator: Emulator) -> None:
+    with pytest.raises(ValueError, match="FAILED, TIMEOUT, STOPPED"):
+        emulator.glue.script_next("READY")
+    with pytest.raises(ValueError, match="FAILED, TERMINATED"):
+        emulator.emr_serverless.script_next("IDLE")
