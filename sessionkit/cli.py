@@ -30,7 +30,9 @@ from sessionkit._version import __version__
 if TYPE_CHECKING:
     from sessionkit.models import SessionInfo, StatementResult, Usage
     from sessionkit.session import Session
+    from sessionkit.testing._glue import StatementOutcome
     from sessionkit.testing.emulator import Emulator
+    from sessionkit.testing.spark import LocalSparkConnect
     from sessionkit.waiting import PollPolicy
 
 __all__ = ["main"]
@@ -44,6 +46,14 @@ DEMO_PACE = 0.04
 #: The code the demo runs where the backend has a statement API, and what it must print.
 DEMO_CODE = "print(6 * 7)"
 DEMO_EXPECTED = "42"
+
+#: The same on a real local Spark (``--spark``), and the rows ``Session.spark()`` counts.
+DEMO_SPARK_CODE = "spark.range(10).count()"
+DEMO_SPARK_EXPECTED = "10"
+DEMO_SPARK_ROWS = 5
+
+#: What installs PySpark with Spark Connect.
+SPARK_EXTRA = "pip install 'sessionkit[spark]'"
 
 #: Set to 1 to see the traceback of an unexpected error instead of the one-line message.
 DEBUG_ENV = "SESSIONKIT_DEBUG"
@@ -549,9 +559,156 @@ def _demo_policy(emulator: Emulator) -> PollPolicy:
     return emulator.poll_policy(policy)
 
 
+def _spark_missing() -> tuple[str, str, str] | None:
+    """What keeps the demo from running a real local Spark here, and how to fix it.
+
+    Returns:
+        ``None`` when PySpark with Spark Connect imports and a ``java`` is found, else
+        ``(what is missing, the details, what to do)``.
+    """
+    import importlib
+    import warnings
+
+    from sessionkit.errors import NotSupportedError
+
+    try:
+        with warnings.catch_warnings():
+            # PySpark warns at import about pandas releases it has not certified yet; in a
+            # demo that is noise, and the import is cached for the executor that follows.
+            warnings.simplefilter("ignore", FutureWarning)
+            importlib.import_module("pyspark.sql.connect.session")
+    except ImportError as exc:
+        return "PySpark with Spark Connect is not installed", str(exc), SPARK_EXTRA
+    from sessionkit.testing.spark import _java
+
+    try:
+        _java()  # the same lookup the server makes when it starts
+    except NotSupportedError:
+        return (
+            "Java 17+ is not found",
+            "no JAVA_HOME, no java on PATH",
+            "install a JDK and put java on PATH or set JAVA_HOME",
+        )
+    return None
+
+
+def _demo_spark_server() -> LocalSparkConnect:
+    """The local Spark Connect server one demo run shares between its backends."""
+    from sessionkit.testing.spark import LocalSparkConnect
+
+    return LocalSparkConnect()
+
+
+def _demo_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcome]:
+    """The statement executor that runs the demo's code on ``server``."""
+    from sessionkit.testing.spark import spark_executor
+
+    return spark_executor(server)
+
+
+class _RealSpark:
+    """The real local Spark behind a demo run: one server, one executor, every backend."""
+
+    def __init__(self, server: LocalSparkConnect) -> None:
+        self.server = server
+        self.executor = _demo_executor(server)
+
+    def back(self, emulator: Emulator, backend: str) -> tuple[bool, bool]:
+        """Put this Spark behind ``backend`` on ``emulator`` wherever the service allows.
+
+        Only the demonstrated service is switched over, not all of them as
+        ``Emulator.use_spark`` does: that warns about every service whose endpoint cannot
+        carry the server's token (Athena's), which this demo never connects to.
+
+        Returns:
+            Whether the service's code now runs here, and whether its endpoint leads here.
+        """
+        service = emulator.service(backend)
+        runs_code = endpoint_here = False
+        if hasattr(service, "executor"):
+            service.executor = self.executor
+            runs_code = True
+        if hasattr(service, "endpoint_url") and hasattr(service, "endpoint_token"):
+            service.endpoint_url = self.server.url
+            service.endpoint_token = self.server.token
+            endpoint_here = True
+        return runs_code, endpoint_here
+
+
+def _start_spark(server: LocalSparkConnect) -> None:
+    """Start ``server``, printing a dot a second so the wait does not look hung."""
+    import threading
+
+    out = sys.stdout
+    print(
+        "real Spark:   starting a local Spark Connect server (takes a few seconds) ",
+        end="",
+        file=out,
+        flush=True,
+    )
+    started = threading.Event()
+
+    def tick() -> None:
+        while not started.wait(1.0):
+            try:
+                print(".", end="", file=out, flush=True)
+            except (OSError, ValueError):  # the reader went away; the main thread will see
+                return
+
+    ticker = threading.Thread(target=tick, name="sessionkit-demo-ticker", daemon=True)
+    ticker.start()
+    try:
+        # In this (the main) thread, so Ctrl-C interrupts the wait and start() stops the JVM.
+        server.start()
+    finally:
+        started.set()
+        ticker.join()
+        print(file=out, flush=True)
+    from importlib import metadata
+
+    try:
+        version = f" {metadata.version('pyspark')}"
+    except metadata.PackageNotFoundError:  # PySpark from a Spark distribution, not from PyPI
+        version = ""
+    print(
+        f"real Spark:   on: local Spark{version} (Spark Connect on {server.url}), "
+        f"started in {server.startup_seconds or 0.0:.1f} s",
+        flush=True,
+    )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     backends = DEMO_BACKENDS if args.backend == "all" else (args.backend,)
-    failed = [backend for backend in backends if not _demo_one(backend, pace=args.pace)]
+    server: LocalSparkConnect | None = None
+    if args.spark != "off":
+        missing = _spark_missing()
+        if missing is None:
+            server = _demo_spark_server()
+        elif args.spark == "on":
+            what, details, remedy = missing
+            raise _UsageError(f"--spark on: {what} ({details}); to use it: {remedy}")
+        else:
+            print(f"real Spark:   off ({missing[0]}); to use it: {missing[2]}", flush=True)
+    spark: _RealSpark | None = None
+    try:
+        if server is not None:
+            try:
+                _start_spark(server)
+            except RuntimeError as exc:
+                # The server's log tail follows the first line; it is gone once stopped.
+                head, _, tail = str(exc).partition("\n")
+                print(tail, file=sys.stderr)
+                _error(f"could not start the local Spark: {head} (--spark off runs without it)")
+                return 1
+            spark = _RealSpark(server)
+        failed = [
+            backend for backend in backends if not _demo_one(backend, pace=args.pace, spark=spark)
+        ]
+    finally:
+        if server is not None:
+            server.stop()
+            if spark is not None:
+                print("real Spark:   stopped the local Spark Connect server", flush=True)
     if len(backends) > 1:
         ok = len(backends) - len(failed)
         print(f"demo: {ok} of {len(backends)} backends ok")
@@ -561,7 +718,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_one(backend: str, *, pace: float) -> bool:
+def _demo_spark_client(session: Session) -> None:
+    """Connect through the session's endpoint with ``Session.spark()`` and count some rows."""
+    endpoint = session.endpoint()
+    print(f"connecting:   session.spark() to {endpoint.url} (token not shown)", flush=True)
+    spark_session = session.spark()
+    try:
+        rows = spark_session.range(DEMO_SPARK_ROWS).count()
+    finally:
+        spark_session.stop()
+    print(f"spark():      range({DEMO_SPARK_ROWS}).count() = {rows}")
+    if rows != DEMO_SPARK_ROWS:
+        raise RuntimeError(f"expected {DEMO_SPARK_ROWS} rows, got {rows!r}")
+
+
+def _demo_one(backend: str, *, pace: float, spark: _RealSpark | None = None) -> bool:
     """Run the lifecycle on one emulated backend; print each step; tell whether all passed."""
     from sessionkit.errors import NotSupportedError
     from sessionkit.states import SessionState
@@ -579,6 +750,15 @@ def _demo_one(backend: str, *, pace: float) -> bool:
             "tags": {"purpose": "sessionkit-demo"},
             **_emulated_location(emulator, backend),
         }
+        code, expected = DEMO_CODE, DEMO_EXPECTED
+        code_on_spark = endpoint_on_spark = False
+        if spark is not None:
+            code_on_spark, endpoint_on_spark = spark.back(emulator, backend)
+            if code_on_spark:
+                code, expected = DEMO_SPARK_CODE, DEMO_SPARK_EXPECTED
+            if endpoint_on_spark:
+                # Glue serves an endpoint only to sessions opened for Spark Connect.
+                keywords["spark_connect"] = True
         step = "open"
         print("opening a session; provisioning:", flush=True)
         progress = _Progress(_demo_policy(emulator), out)
@@ -589,9 +769,10 @@ def _demo_one(backend: str, *, pace: float) -> bool:
             step = "read usage"
             print(f"usage:        {_format_usage(session.refresh().usage)}")
             step = "run a statement"
-            print(f"running:      {DEMO_CODE}", flush=True)
+            where = " (on the local Spark)" if code_on_spark else ""
+            print(f"running:      {code}{where}", flush=True)
             try:
-                result = session.run(DEMO_CODE)
+                result = session.run(code)
             except NotSupportedError as exc:
                 print(f"statement:    not supported ({exc})")
                 step = "get the Spark Connect endpoint"
@@ -604,8 +785,11 @@ def _demo_one(backend: str, *, pace: float) -> bool:
                     print("output:       (not available from the emulator)")
                 else:
                     print(f"output:       {result.output}")
-                    if result.output.strip() != DEMO_EXPECTED:
-                        raise RuntimeError(f"expected {DEMO_EXPECTED!r}, got {result.output!r}")
+                    if result.output.strip() != expected:
+                        raise RuntimeError(f"expected {expected!r}, got {result.output!r}")
+            if endpoint_on_spark:
+                step = "connect with spark()"
+                _demo_spark_client(session)
             step = "stop"
             print("stopping:", flush=True)
             session.stop()
@@ -728,13 +912,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the session lifecycle on the local emulator (no AWS account)",
         description="Open a session on the local emulator, show it provisioning, print its "
         "state, id and usage, run a statement (or show the Spark Connect endpoint where the "
-        "service has no statement API), stop it and show it stopped.",
+        "service has no statement API), stop it and show it stopped. With the spark extra "
+        "installed the statement runs on a real local Spark, started once for the whole run.",
     )
     demo.add_argument(
         "--backend",
         default="glue",
         choices=[*DEMO_BACKENDS, "all"],
         help="the backend to demonstrate, or all (default: glue)",
+    )
+    demo.add_argument(
+        "--spark",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="run the statements on a real local Spark (needs the spark extra and Java): auto "
+        "uses it when installed, on requires it, off never starts it (default: auto)",
     )
     demo.add_argument(
         "--pace",

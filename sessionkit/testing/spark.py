@@ -149,7 +149,8 @@ class LocalSparkConnect:
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
         self._log: Path | None = None
-        self._lock = threading.Lock()
+        # Re-entrant: start() calls stop() itself when start-up fails or is interrupted.
+        self._lock = threading.RLock()
 
     # -- what clients need -------------------------------------------------------------------
 
