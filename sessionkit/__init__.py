@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     )
     from sessionkit.errors import (
         BackendNotFoundError,
+        FleetFailedError,
+        FleetTimeoutError,
         FleetWaitError,
         InvalidConfigError,
         NotSupportedError,
@@ -53,6 +55,8 @@ __all__ = [
     "STATEMENT_POLL",
     "BackendNotFoundError",
     "Endpoint",
+    "FleetFailedError",
+    "FleetTimeoutError",
     "FleetWaitError",
     "InvalidConfigError",
     "NotSupportedError",
@@ -87,6 +91,8 @@ _WHERE = {
     "open_session": "_registry",
     "register_backend": "_registry",
     "BackendNotFoundError": "errors",
+    "FleetFailedError": "errors",
+    "FleetTimeoutError": "errors",
     "FleetWaitError": "errors",
     "InvalidConfigError": "errors",
     "NotSupportedError": "errors",

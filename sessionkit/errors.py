@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendNotFoundError",
+    "FleetFailedError",
+    "FleetTimeoutError",
     "FleetWaitError",
     "InvalidConfigError",
     "NotSupportedError",
@@ -86,37 +88,6 @@ class WaitTimeoutError(SessionKitError, TimeoutError):
         self.info = info
 
 
-class FleetWaitError(SessionKitError):
-    """Not every session in :func:`~sessionkit.wait_all` got there; carries every outcome.
-
-    Attributes:
-        outcomes: Session id to :class:`~sessionkit.fleet.Outcome` (``done``, ``failed`` with
-            its :class:`SessionFailedError`, or ``timed_out``), for every awaited session.
-    """
-
-    def __init__(self, message: str, *, outcomes: Mapping[str, Outcome]) -> None:
-        super().__init__(message)
-        self.outcomes = dict(outcomes)
-
-    def _having(self, status: str) -> dict[str, Outcome]:
-        return {k: v for k, v in self.outcomes.items() if v.status == status}
-
-    @property
-    def failed(self) -> dict[str, Outcome]:
-        """The sessions that failed, with their reasons."""
-        return self._having("failed")
-
-    @property
-    def timed_out(self) -> dict[str, Outcome]:
-        """The sessions still not there when time ran out."""
-        return self._having("timed_out")
-
-    @property
-    def done(self) -> dict[str, Outcome]:
-        """The sessions that got there."""
-        return self._having("done")
-
-
 class ServiceError(SessionKitError):
     """The service answered with an error.
 
@@ -160,3 +131,60 @@ class StatementFailedError(SessionKitError):
     def __init__(self, message: str, *, result: StatementResult) -> None:
         super().__init__(message)
         self.result = result
+
+
+class FleetWaitError(SessionKitError):
+    """Not every session in :func:`~sessionkit.wait_all` got there; carries every outcome.
+
+    Attributes:
+        outcomes: Session id to :class:`~sessionkit.fleet.Outcome` (``done``, ``failed`` with
+            its :class:`SessionFailedError`, or ``timed_out``), for every awaited session.
+    """
+
+    def __init__(self, message: str, *, outcomes: Mapping[str, Outcome]) -> None:
+        # Not super(): in the subclasses below the next class would be SessionFailedError or
+        # WaitTimeoutError, whose constructors want an info these set themselves.
+        SessionKitError.__init__(self, message)
+        self.outcomes = dict(outcomes)
+
+    def _having(self, status: str) -> dict[str, Outcome]:
+        return {k: v for k, v in self.outcomes.items() if v.status == status}
+
+    @property
+    def failed(self) -> dict[str, Outcome]:
+        """The sessions that failed, with their reasons."""
+        return self._having("failed")
+
+    @property
+    def timed_out(self) -> dict[str, Outcome]:
+        """The sessions still not there when time ran out."""
+        return self._having("timed_out")
+
+    @property
+    def done(self) -> dict[str, Outcome]:
+        """The sessions that got there."""
+        return self._having("done")
+
+
+class FleetFailedError(FleetWaitError, SessionFailedError):
+    """At least one session in :func:`~sessionkit.wait_all` failed.
+
+    Also a :class:`SessionFailedError`, so code written for one session's wait catches it;
+    ``info`` is the first failed session's last :class:`~sessionkit.SessionInfo`.
+    """
+
+    def __init__(self, message: str, *, outcomes: Mapping[str, Outcome], info: SessionInfo) -> None:
+        FleetWaitError.__init__(self, message, outcomes=outcomes)
+        self.info = info
+
+
+class FleetTimeoutError(FleetWaitError, WaitTimeoutError):
+    """Time ran out in :func:`~sessionkit.wait_all` before every session got there (none failed).
+
+    Also a :class:`WaitTimeoutError` (and so a ``TimeoutError``); ``info`` is the first
+    late session's last :class:`~sessionkit.SessionInfo`.
+    """
+
+    def __init__(self, message: str, *, outcomes: Mapping[str, Outcome], info: SessionInfo) -> None:
+        FleetWaitError.__init__(self, message, outcomes=outcomes)
+        self.info = info

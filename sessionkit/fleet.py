@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from sessionkit.errors import (
-    FleetWaitError,
+    FleetFailedError,
+    FleetTimeoutError,
     InvalidConfigError,
     ServiceError,
     SessionKitError,
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from sessionkit.backends.base import Backend
     from sessionkit.session import Session
 
-__all__ = ["FLEET_POLL", "FleetPoller", "FleetWaitError", "Outcome", "wait_all"]
+__all__ = ["FLEET_POLL", "FleetPoller", "Outcome", "wait_all"]
 
 logger = logging.getLogger(__name__)
 
@@ -311,18 +312,23 @@ class FleetPoller:
             The final :class:`SessionInfo` of every session, in the order given.
 
         Raises:
-            FleetWaitError: When any session failed or timed out; carries every outcome.
+            FleetFailedError: When any session failed (a :class:`SessionFailedError` too).
+            FleetTimeoutError: When time ran out first (a :class:`WaitTimeoutError` too).
+                Both are :class:`FleetWaitError` and carry every session's outcome.
         """
         for _ in self.as_completed():
             pass
         bad = [o for o in self._outcomes.values() if o.status != DONE]
         if bad:
-            failed = sum(1 for o in bad if o.status == FAILED)
+            failures = [o for o in bad if o.status == FAILED]
             total = len(self._members)
-            raise FleetWaitError(
+            # A failure outranks a timeout: the caller's SessionFailedError handler applies.
+            kind = FleetFailedError if failures else FleetTimeoutError
+            raise kind(
                 f"{total - len(bad)} of {total} sessions reached {self._target.value}; "
-                f"{failed} failed, {len(bad) - failed} timed out",
+                f"{len(failures)} failed, {len(bad) - len(failures)} timed out",
                 outcomes={o.info.id: o for o in self._outcomes.values()},
+                info=(failures or bad)[0].info,
             )
         return [self._outcomes[id(s)].info for s in self._members]
 
@@ -550,7 +556,9 @@ def wait_all(
         The final :class:`SessionInfo` of every session, in the order given.
 
     Raises:
-        FleetWaitError: When any session failed or timed out; carries every outcome.
+        FleetFailedError: When any session failed (a :class:`SessionFailedError` too).
+        FleetTimeoutError: When time ran out first (a :class:`WaitTimeoutError` too).
+            Both are :class:`FleetWaitError` and carry every session's outcome.
         InvalidConfigError: When ``until`` is neither READY nor STOPPED.
     """
     members = list(sessions)

@@ -25,8 +25,8 @@ from typing import Any
 import attrs
 
 import sessionkit
-from sessionkit import SessionKitError, SessionState
-from sessionkit.fleet import FleetWaitError, wait_all
+from sessionkit import FleetWaitError, SessionKitError, SessionState
+from sessionkit.fleet import wait_all
 from sessionkit.session import Session
 from sessionkit.testing import Emulator
 

@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 import pytest
 
 import sessionkit
-from sessionkit import InvalidConfigError, SessionState
+from sessionkit import FleetWaitError, InvalidConfigError, SessionState
 from sessionkit.backends.base import Backend, PreparedStart
 from sessionkit.errors import ServiceError, SessionFailedError, ThrottledError, WaitTimeoutError
-from sessionkit.fleet import FLEET_POLL, FleetPoller, FleetWaitError, wait_all
+from sessionkit.fleet import FLEET_POLL, FleetPoller, wait_all
 from sessionkit.models import SessionConfig, SessionInfo
 from sessionkit.session import Session
 from sessionkit.testing import Emulator, VirtualClock
@@ -138,6 +138,10 @@ def test_fleet_wait_error_carries_every_outcome(emulator: Emulator, policy: Any)
     late = error.timed_out[slow.id]
     assert isinstance(late.error, WaitTimeoutError) and late.info.state is SessionState.STARTING
     assert "3 of 5" in str(error) and "1 failed, 1 timed out" in str(error)
+    # A failure outranks the timeout: one-session handlers catch the fleet error too.
+    assert isinstance(error, sessionkit.FleetFailedError)
+    assert isinstance(error, SessionFailedError) and not isinstance(error, TimeoutError)
+    assert error.info.id == failing.id
     # The last round is at the deadline, not before and not after.
     assert emulator.calls[-1].at == pytest.approx(start + 120)
     assert emulator.clock.monotonic() == pytest.approx(start + 120)
@@ -412,3 +416,16 @@ def test_the_deadline_counts_from_the_first_round() -> None:
     outcomes = list(poller.as_completed())
     assert [o.status for o in outcomes] == ["timed_out"]
     assert outcomes[0].at == pytest.approx(start + 50)
+
+
+def test_a_fleet_that_only_ran_late_raises_a_timeout(emulator: Emulator, policy: Any) -> None:
+    connection = {"client": emulator.client("glue"), "poll_policy": policy}
+    emulator.glue.timeline.provisioning = 10_000
+    late = [sessionkit.open_session("glue", wait=False, role=ROLE, **connection) for _ in range(2)]
+    with pytest.raises(WaitTimeoutError) as caught:
+        wait_all(late, timeout=30)
+    error = caught.value
+    assert isinstance(error, sessionkit.FleetTimeoutError)
+    assert isinstance(error, FleetWaitError) and isinstance(error, TimeoutError)
+    assert set(error.timed_out) == {s.id for s in late}
+    assert error.info is not None and error.info.id == late[0].id
