@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Union
 import attrs
 
 from sessionkit.errors import BackendNotFoundError, InvalidConfigError, ServiceError
-from sessionkit.models import SessionConfig, SessionInfo
+from sessionkit.models import SessionConfig, SessionInfo, to_timedelta
 from sessionkit.session import Session
 from sessionkit.states import SessionState
 from sessionkit.waiting import DEFAULT_POLL, PollPolicy, call_with_retries
@@ -195,6 +195,16 @@ def _connection(
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _policy(given: Any) -> PollPolicy:
+    if given is None:
+        return DEFAULT_POLL
+    if not isinstance(given, PollPolicy):
+        raise InvalidConfigError(
+            "poll_policy", f"must be a sessionkit.PollPolicy, got {type(given).__name__}"
+        )
+    return given
+
+
 def _abandon_quietly(impl: Backend, prepared: PreparedStart) -> None:
     try:
         impl._abandon(prepared)
@@ -247,7 +257,9 @@ def open_session(
         WaitTimeoutError: It did not become ready in time (it was stopped).
         ServiceError: The service refused the start.
     """
-    policy = poll_policy or DEFAULT_POLL
+    policy = _policy(poll_policy)
+    # Checked now, not when the wait begins: a bad timeout must not cost a started session.
+    wait_timeout = None if timeout is None else to_timedelta(timeout, field="timeout")
     config_fields, rest = _split(config)
     session_config = SessionConfig(**config_fields)
     impl = _build_backend(
@@ -289,7 +301,7 @@ def open_session(
     session = Session(impl, info, owned=True, poll_policy=policy)
     if wait:
         try:
-            session.wait_until_ready(timeout, _initial=info)
+            session.wait_until_ready(wait_timeout, _initial=info)
         except BaseException:
             session._stop_quietly()
             raise
@@ -329,7 +341,7 @@ def attach_session(
     """
     if not isinstance(session_id, str) or not session_id:
         raise InvalidConfigError("session_id", f"must be a non-empty string, got {session_id!r}")
-    policy = poll_policy or DEFAULT_POLL
+    policy = _policy(poll_policy)
     impl = _build_backend(
         backend, {**_connection(client, boto3_session, region, endpoint_url), **location}
     )
@@ -411,7 +423,7 @@ def list_sessions(
     impl = _build_backend(
         backend, {**_connection(client, boto3_session, region, endpoint_url), **location}
     )
-    policy = poll_policy or DEFAULT_POLL
+    policy = _policy(poll_policy)
 
     def generate() -> Iterator[SessionInfo]:
         for page in iter_pages(impl, wanted, policy):

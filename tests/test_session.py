@@ -269,3 +269,20 @@ def test_a_livy_glue_session_has_no_endpoint(emulator: Emulator, policy: Any) ->
         session.endpoint()
     # A refusal is not retried.
     assert emulator.call_count("glue", "GetSessionEndpoint") == 1
+
+
+@pytest.mark.parametrize(
+    ("keywords", "field"),
+    [
+        ({"timeout": "ten minutes"}, "timeout"),
+        ({"timeout": -5}, "timeout"),
+        ({"poll_policy": 5}, "poll_policy"),
+    ],
+)
+def test_bad_wait_arguments_are_rejected_before_any_call(
+    emulator: Emulator, keywords: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(sessionkit.InvalidConfigError) as caught:
+        sessionkit.open_session("glue", client=emulator.client("glue"), role=ROLE, **keywords)
+    assert caught.value.field == field
+    assert emulator.call_count() == 0
