@@ -153,6 +153,7 @@ class AthenaService(EmulatedService):
         timeline: How long things take (mutable: set fields to change later sessions).
         executor: Runs calculation code; default :func:`~sessionkit.testing.python_executor`.
         endpoint_url: The Spark Connect URL ``GetSessionEndpoint`` reports (default: a fake).
+        endpoint_token: The auth token it hands out (default: a new random one each time).
     """
 
     service: ClassVar[str] = "athena"
@@ -167,6 +168,7 @@ class AthenaService(EmulatedService):
         self.timeline = AthenaTimeline()
         self.executor: Callable[[str], StatementOutcome] = python_executor
         self.endpoint_url: str | None = None
+        self.endpoint_token: str | None = None
         self._work_groups: dict[str, _WorkGroup] = {}
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[str, tuple[dict[str, Any], str]] = {}
@@ -507,7 +509,7 @@ class AthenaService(EmulatedService):
         url = self.endpoint_url or f"https://{session.id}.spark-connect.athena.emulator.invalid"
         return {
             "EndpointUrl": url,
-            "AuthToken": self.emulator.new_id(48),
+            "AuthToken": self.endpoint_token or self.emulator.new_id(48),
             "AuthTokenExpirationTime": self.emulator.clock.now()
             + timedelta(seconds=self.timeline.token_ttl),
         }

@@ -116,6 +116,7 @@ class EmrServerlessService(EmulatedService):
         timeline: How long things take (mutable: set fields to change later sessions).
         endpoint_url: The Spark Connect URL GetSessionEndpoint answers (default: a
             per-session ``https://...emulator.invalid`` address).
+        endpoint_token: The auth token it hands out (default: a new random one each time).
     """
 
     service: ClassVar[str] = "emr-serverless"
@@ -129,6 +130,7 @@ class EmrServerlessService(EmulatedService):
         super().__init__(emulator)
         self.timeline = EmrServerlessTimeline()
         self.endpoint_url: str | None = None
+        self.endpoint_token: str | None = None
         self._applications: dict[str, _Application] = {}
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
@@ -566,7 +568,7 @@ class EmrServerlessService(EmulatedService):
             "applicationId": session.application_id,
             "sessionId": session.id,
             "endpoint": url,
-            "authToken": self.emulator.new_id(48),
+            "authToken": self.endpoint_token or self.emulator.new_id(48),
             "authTokenExpiresAt": self.emulator.clock.now()
             + timedelta(seconds=self.timeline.token_ttl),
         }

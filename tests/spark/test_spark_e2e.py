@@ -125,3 +125,31 @@ def test_athena_calculations_run_on_real_spark(spark_emulator: Emulator) -> None
         assert "TABLE_OR_VIEW_NOT_FOUND" in (caught.value.result.error_value or "")
         session.stop()
     assert session.state is SessionState.STOPPED
+
+
+def test_emr_serverless_and_athena_endpoints_reach_the_local_server(
+    spark_emulator: Emulator,
+) -> None:
+    from sessionkit.testing._athena import SPARK_CONNECT_ENGINE
+
+    application = spark_emulator.emr_serverless.create_application(name="spark")
+    spark_emulator.athena.create_work_group("connect", engine=SPARK_CONNECT_ENGINE)
+    locations: dict[str, dict[str, str]] = {
+        "emr-serverless": {"application_id": application, "role": ROLE},
+        "athena": {"work_group": "connect"},
+    }
+    for backend, location in locations.items():
+        with open_session(
+            backend,
+            client=spark_emulator.client(backend),
+            poll_policy=spark_emulator.poll_policy(),
+            spark_connect=True,
+            **location,
+        ) as session:
+            spark = session.spark()
+            try:
+                assert spark.range(3).count() == 3, backend
+            finally:
+                spark.stop()
+            session.stop()
+        assert session.state is SessionState.STOPPED
