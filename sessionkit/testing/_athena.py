@@ -173,7 +173,6 @@ class AthenaService(EmulatedService):
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[str, tuple[dict[str, Any], str]] = {}
         self._calculations: dict[str, tuple[_Session, _Calculation]] = {}
-        self._created = 0
         # Every account has the SQL-only "primary" work group; the Spark one is a convenience.
         self.create_work_group("primary", engine="Athena engine version 3")
         self.create_work_group(DEFAULT_WORK_GROUP)
@@ -243,10 +242,6 @@ class AthenaService(EmulatedService):
             for s in self._sessions.values()
             if self._settle(s).status in (*_ALIVE, "TERMINATING")
         ]
-
-    def created(self) -> int:
-        """How many sessions StartSession created."""
-        return self._created
 
     # -- state machine -------------------------------------------------------------------------
 

@@ -99,6 +99,7 @@ class EmulatedService:
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
         self._scripts: list[Script] = []
+        self._created = 0
 
     def script_next(self, state: str = "FAILED", *, after: float = 1.0, reason: str = "") -> None:
         """Make the next created session end in ``state`` ``after`` virtual seconds.
@@ -148,5 +149,8 @@ class EmulatedService:
         return []
 
     def created(self) -> int:
-        """How many sessions were ever created."""
-        return 0
+        """How many sessions the service ever created, to count duplicates.
+
+        A replayed idempotency token creates none.
+        """
+        return self._created

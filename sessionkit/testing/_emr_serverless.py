@@ -134,7 +134,6 @@ class EmrServerlessService(EmulatedService):
         self._applications: dict[str, _Application] = {}
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
-        self._created = 0
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -221,10 +220,6 @@ class EmrServerlessService(EmulatedService):
     def alive(self) -> list[str]:
         """Ids of sessions that hold resources (SUBMITTED through TERMINATING)."""
         return [s.id for s in self._sessions.values() if self._settle(s).state in _ALIVE]
-
-    def created(self) -> int:
-        """How many sessions StartSession created (a replayed client token creates none)."""
-        return self._created
 
     # -- state machines ------------------------------------------------------------------------
 

@@ -155,7 +155,6 @@ class GlueService(EmulatedService):
         self.endpoint_url: str | None = None
         self.endpoint_token: str | None = None
         self._sessions: dict[str, _Session] = {}
-        self._created = 0
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -175,10 +174,6 @@ class GlueService(EmulatedService):
             for s in self._sessions.values()
             if self._settle(s).status in ("PROVISIONING", "READY", "STOPPING")
         ]
-
-    def created(self) -> int:
-        """How many sessions CreateSession created."""
-        return self._created
 
     # -- state machine -------------------------------------------------------------------------
 
