@@ -162,33 +162,25 @@ class ClientFactory:
         cls,
         service: str,
         *,
-        client: Any = None,
         boto3_session: boto3.session.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
     ) -> Any:
-        """Return the client to use for ``service``.
+        """Return the shared client for ``service``, building it on first use.
 
         Args:
             service: The boto3 service name, e.g. ``"glue"``.
-            client: A ready client; returned as is (tests inject moto, a Stubber or the emulator).
-            boto3_session: The boto3 session to build the client from.
+            boto3_session: The boto3 session to build the client from (default: one shared
+                default session).
             region: The AWS region.
             endpoint_url: A custom endpoint.
 
         Returns:
-            A boto3 client.
+            A boto3 client whose botocore retries are off (sessionkit retries).
 
         Raises:
-            InvalidConfigError: When the keywords conflict or no region is known.
+            InvalidConfigError: When no region is known.
         """
-        if client is not None:
-            if boto3_session is not None or region is not None or endpoint_url is not None:
-                raise InvalidConfigError(
-                    "client",
-                    "give either client= or boto3_session=/region=/endpoint_url=, not both",
-                )
-            return client
         with cls._lock:
             if boto3_session is None:
                 if cls._default_session is None:
@@ -435,7 +427,12 @@ class AwsBackend(Backend):
     def client(self) -> Any:
         """The boto3 client, built on first use from the connection keywords."""
         if self._client is None:
-            self._client = ClientFactory.client(self.service, **self._connection)
+            self._client = ClientFactory.client(
+                self.service,
+                boto3_session=self._connection["boto3_session"],
+                region=self._connection["region"],
+                endpoint_url=self._connection["endpoint_url"],
+            )
         return self._client
 
     def fleet_key(self) -> tuple[Any, ...]:
