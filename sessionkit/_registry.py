@@ -205,9 +205,14 @@ def _policy(given: Any) -> PollPolicy:
     return given
 
 
-def _abandon_quietly(impl: Backend, prepared: PreparedStart) -> None:
+def _abandon_quietly(impl: Backend, prepared: PreparedStart, policy: PollPolicy) -> None:
     try:
-        impl._abandon(prepared)
+        call_with_retries(
+            lambda: impl._abandon(prepared),
+            policy=policy,
+            what=f"clean up an interrupted {impl.name} start",
+            backend=impl,
+        )
     except BaseException as exc:
         logger.error("could not clean up an interrupted %s start: %s", impl.name, exc)
 
@@ -295,7 +300,7 @@ def open_session(
         # refusal (a name already taken by someone else, say) must not stop anything.
         unknown = not isinstance(exc, ServiceError) or exc.retryable
         if attempts[0] and unknown:
-            _abandon_quietly(impl, prepared)
+            _abandon_quietly(impl, prepared, policy)
         raise
     logger.info("started %s session %s (%s)", backend, info.id, info.state.value)
     session = Session(impl, info, owned=True, poll_policy=policy)

@@ -286,3 +286,24 @@ def test_bad_wait_arguments_are_rejected_before_any_call(
         sessionkit.open_session("glue", client=emulator.client("glue"), role=ROLE, **keywords)
     assert caught.value.field == field
     assert emulator.call_count() == 0
+
+
+def test_cleanup_of_an_interrupted_start_is_retried_through_throttling(
+    emulator: Emulator, policy: Any
+) -> None:
+    emulator.inject("read_timeout", service="glue", operations="CreateSession", count=1)
+    emulator.inject("throttle", service="glue", operations="StopSession", count=2)
+    interrupted = []
+
+    def sleep(seconds: float) -> None:
+        # Ctrl-C lands in the pause before the second CreateSession, and only there.
+        if not interrupted:
+            interrupted.append(seconds)
+            raise KeyboardInterrupt
+        emulator.clock.sleep(seconds)
+
+    with pytest.raises(KeyboardInterrupt):
+        _open(emulator, policy.on(policy.clock, sleep), name="interrupted-throttled")
+    stops = [c.outcome for c in emulator.calls if c.operation == "StopSession"]
+    assert stops == ["ThrottlingException", "ThrottlingException", "ok"]
+    assert emulator.glue.status("interrupted-throttled") == "STOPPING"

@@ -8,7 +8,6 @@ service has no statement API, so code runs through the Spark Connect endpoint
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -437,10 +436,14 @@ class EmrServerlessBackend(AwsBackend):
         # The client token names the session: replaying the start with it returns the session
         # an interrupted attempt created (or starts one, if none landed), which is then
         # terminated, so no session is left running that nobody holds.
-        # ServiceError: the service is still unreachable, or the session is already ending.
-        with contextlib.suppress(ServiceError):
+        # Retryable errors go to the caller, which retries the whole replay (idempotent).
+        try:
             response = self._call("start_session", **prepared.request)
             self._stop(str(response["sessionId"]))
+        except ServiceError as exc:
+            if exc.retryable:
+                raise
+            # Otherwise the session is already ending, or the start is refused outright.
 
     def _describe(self, session_id: str) -> SessionInfo:
         response = self._call(

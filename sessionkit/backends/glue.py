@@ -6,7 +6,6 @@ and the few calls the backend makes.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -237,9 +236,12 @@ class GlueBackend(AwsBackend):
 
     def _abandon(self, prepared: PreparedStart) -> None:
         # The Id is known before the call, so a start whose answer never came can be stopped.
-        # ServiceError: nothing was created, or it is already ending.
-        with contextlib.suppress(ServiceError):
+        try:
             self._call("stop_session", Id=prepared.token)
+        except ServiceError as exc:
+            if exc.retryable:
+                raise  # the caller retries: a throttled stop must not leave the session running
+            # Otherwise nothing was created, or it is already ending.
 
     def _describe(self, session_id: str) -> SessionInfo:
         return session_info(self._call("get_session", Id=session_id)["Session"])
