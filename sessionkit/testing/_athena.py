@@ -167,8 +167,6 @@ class AthenaService(EmulatedService):
         super().__init__(emulator)
         self.timeline = AthenaTimeline()
         self.executor: Callable[[str], StatementOutcome] = python_executor
-        self.endpoint_url: str | None = None
-        self.endpoint_token: str | None = None
         self._work_groups: dict[str, _WorkGroup] = {}
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[str, tuple[dict[str, Any], str]] = {}
@@ -502,11 +500,11 @@ class AthenaService(EmulatedService):
         if session.status not in ("IDLE", "BUSY"):
             raise EmulatedError("InvalidRequestException", f"Session is in {session.status} state.")
         url = self.endpoint_url or f"https://{session.id}.spark-connect.athena.emulator.invalid"
+        token, expires = self.auth_token(self.timeline.token_ttl)
         return {
             "EndpointUrl": url,
-            "AuthToken": self.endpoint_token or self.emulator.new_id(48),
-            "AuthTokenExpirationTime": self.emulator.clock.now()
-            + timedelta(seconds=self.timeline.token_ttl),
+            "AuthToken": token,
+            "AuthTokenExpirationTime": expires,
         }
 
     # -- calculations --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import attrs
@@ -100,6 +101,15 @@ class EmulatedService:
         self.emulator = emulator
         self._scripts: list[Script] = []
         self._created = 0
+        #: The Spark Connect URL and token GetSessionEndpoint hands out (``None``: placeholders;
+        #: ``Emulator.use_spark`` points them at a real local server).
+        self.endpoint_url: str | None = None
+        self.endpoint_token: str | None = None
+
+    def auth_token(self, ttl: float) -> tuple[str, datetime]:
+        """A Spark Connect token for GetSessionEndpoint and when it expires, ``ttl`` from now."""
+        token = self.endpoint_token or self.emulator.new_id(48)
+        return token, self.emulator.clock.now() + timedelta(seconds=ttl)
 
     def script_next(self, state: str = "FAILED", *, after: float = 1.0, reason: str = "") -> None:
         """Make the next created session end in ``state`` ``after`` virtual seconds.

@@ -129,8 +129,6 @@ class EmrServerlessService(EmulatedService):
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
         self.timeline = EmrServerlessTimeline()
-        self.endpoint_url: str | None = None
-        self.endpoint_token: str | None = None
         self._applications: dict[str, _Application] = {}
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
@@ -559,11 +557,11 @@ class EmrServerlessService(EmulatedService):
             f"https://{session.id}.{session.application_id}.emr-serverless-sessions."
             f"{self.emulator.region}.emulator.invalid"
         )
+        token, expires = self.auth_token(self.timeline.token_ttl)
         return {
             "applicationId": session.application_id,
             "sessionId": session.id,
             "endpoint": url,
-            "authToken": self.endpoint_token or self.emulator.new_id(48),
-            "authTokenExpiresAt": self.emulator.clock.now()
-            + timedelta(seconds=self.timeline.token_ttl),
+            "authToken": token,
+            "authTokenExpiresAt": expires,
         }

@@ -152,8 +152,6 @@ class GlueService(EmulatedService):
         super().__init__(emulator)
         self.timeline = GlueTimeline()
         self.executor: Callable[[str], StatementOutcome] = python_executor
-        self.endpoint_url: str | None = None
-        self.endpoint_token: str | None = None
         self._sessions: dict[str, _Session] = {}
 
     # -- test controls -------------------------------------------------------------------------
@@ -409,11 +407,11 @@ class GlueService(EmulatedService):
             self.endpoint_url
             or f"sc://{session.id}.spark-connect.glue.emulator.invalid:443/;use_ssl=true"
         )
+        token, expires = self.auth_token(self.timeline.token_ttl)
         return {
             "SparkConnect": {
                 "Url": url,
-                "AuthToken": self.endpoint_token or self.emulator.new_id(48),
-                "AuthTokenExpirationTime": self.emulator.clock.now()
-                + timedelta(seconds=self.timeline.token_ttl),
+                "AuthToken": token,
+                "AuthTokenExpirationTime": expires,
             }
         }
