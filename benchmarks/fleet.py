@@ -53,6 +53,21 @@ def _rates(times: list[float], start: float, end: float) -> tuple[float, float]:
     return len(times) / duration, float(max(buckets.values(), default=0))
 
 
+def _figures(calls: list[Any], lags: list[float], start: float, end: float) -> dict[str, Any]:
+    """Call rate and detection lag of one run, from the emulator's call log."""
+    per_second, peak = _rates([c.at for c in calls], start, end)
+    return {
+        "calls": len(calls),
+        "operations": dict(Counter(c.operation for c in calls)),
+        "seconds": end - start,
+        "calls_per_second": per_second,
+        "peak_calls_per_second": peak,
+        "mean_lag_s": mean(lags),
+        "p95_lag_s": percentile(lags, 0.95),
+        "max_lag_s": max(lags),
+    }
+
+
 def run_fleet(delays: list[float]) -> dict[str, Any]:
     emulator = Emulator(seed=1)
     sessions, ready_at, _ = _open(emulator, delays)
@@ -64,20 +79,10 @@ def run_fleet(delays: list[float]) -> dict[str, Any]:
         assert outcome.ok and outcome.at is not None
         lags.append(outcome.at - max(ready_at[outcome.info.id], start))
     end = emulator.clock.monotonic()
-    calls = emulator.calls[first:]
-    per_second, peak = _rates([c.at for c in calls], start, end)
+    figures = _figures(emulator.calls[first:], lags, start, end)
     for session in sessions:
         session.stop(wait=False)
-    return {
-        "calls": len(calls),
-        "operations": dict(Counter(c.operation for c in calls)),
-        "seconds": end - start,
-        "calls_per_second": per_second,
-        "peak_calls_per_second": peak,
-        "mean_lag_s": mean(lags),
-        "p95_lag_s": percentile(lags, 0.95),
-        "max_lag_s": max(lags),
-    }
+    return figures
 
 
 def run_baseline(delays: list[float], rng: random.Random) -> dict[str, Any]:
@@ -98,18 +103,7 @@ def run_baseline(delays: list[float], rng: random.Random) -> dict[str, Any]:
         else:
             heapq.heappush(queue, (at + 1.0, index))
     end = emulator.clock.monotonic()
-    calls = emulator.calls[first:]
-    per_second, peak = _rates([c.at for c in calls], start, end)
-    return {
-        "calls": len(calls),
-        "operations": dict(Counter(c.operation for c in calls)),
-        "seconds": end - start,
-        "calls_per_second": per_second,
-        "peak_calls_per_second": peak,
-        "mean_lag_s": mean(lags),
-        "p95_lag_s": percentile(lags, 0.95),
-        "max_lag_s": max(lags),
-    }
+    return _figures(emulator.calls[first:], lags, start, end)
 
 
 def main() -> None:
