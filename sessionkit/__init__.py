@@ -16,13 +16,8 @@ from typing import TYPE_CHECKING, Any
 from sessionkit._version import __version__
 
 if TYPE_CHECKING:
-    from sessionkit._registry import (
-        attach_session,
-        available_backends,
-        list_sessions,
-        open_session,
-        register_backend,
-    )
+    from sessionkit._registry import available_backends, register_backend
+    from sessionkit.api import attach_session, list_sessions, open_session
     from sessionkit.errors import (
         BackendNotFoundError,
         FleetFailedError,
@@ -85,10 +80,10 @@ __all__ = [
 ]
 
 _WHERE = {
-    "attach_session": "_registry",
+    "attach_session": "api",
     "available_backends": "_registry",
-    "list_sessions": "_registry",
-    "open_session": "_registry",
+    "list_sessions": "api",
+    "open_session": "api",
     "register_backend": "_registry",
     "BackendNotFoundError": "errors",
     "FleetFailedError": "errors",

@@ -30,7 +30,7 @@ from sessionkit._version import __version__
 if TYPE_CHECKING:
     from sessionkit.models import SessionInfo, StatementResult, Usage
     from sessionkit.session import Session
-    from sessionkit.testing._glue import StatementOutcome
+    from sessionkit.testing.aws.glue import StatementOutcome
     from sessionkit.testing.emulator import Emulator
     from sessionkit.testing.spark import LocalSparkConnect
     from sessionkit.waiting import PollPolicy

@@ -34,9 +34,9 @@ ROLE = "arn:aws:iam::123456789012:role/SessionkitFaults"
 
 #: The emulated service module of each backend; backends whose module is missing are skipped.
 EMULATED = {
-    "glue": "sessionkit.testing._glue",
-    "emr-serverless": "sessionkit.testing._emr_serverless",
-    "athena": "sessionkit.testing._athena",
+    "glue": "sessionkit.testing.aws.glue",
+    "emr-serverless": "sessionkit.testing.aws.emr_serverless",
+    "athena": "sessionkit.testing.aws.athena",
 }
 
 #: The operations that stop a session, per backend.

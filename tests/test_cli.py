@@ -21,9 +21,12 @@ from sessionkit.testing import Emulator, StatementOutcome, python_executor
 ROLE = "arn:aws:iam::123456789012:role/SessionkitTest"
 
 _BACKEND_MODULES = {
-    "glue": ("sessionkit.backends.glue", "sessionkit.testing._glue"),
-    "emr-serverless": ("sessionkit.backends.emr_serverless", "sessionkit.testing._emr_serverless"),
-    "athena": ("sessionkit.backends.athena", "sessionkit.testing._athena"),
+    "glue": ("sessionkit.backends.aws.glue", "sessionkit.testing.aws.glue"),
+    "emr-serverless": (
+        "sessionkit.backends.aws.emr_serverless",
+        "sessionkit.testing.aws.emr_serverless",
+    ),
+    "athena": ("sessionkit.backends.aws.athena", "sessionkit.testing.aws.athena"),
 }
 
 
@@ -96,7 +99,7 @@ def test_demo_paces_itself_to_a_few_seconds(
     # The demo's only real waiting is the virtual clock's pacing; add up what it asks for
     # instead of timing the run (wall time on a shared machine proves nothing).
     paced: list[float] = []
-    monkeypatch.setattr("sessionkit.testing._clock.time", types.SimpleNamespace(sleep=paced.append))
+    monkeypatch.setattr("sessionkit.testing.clock.time", types.SimpleNamespace(sleep=paced.append))
     assert cli.main(["demo", "--backend", "all", "--spark", "off"]) == 0
     assert paced, "the demo should pace its progress against real time"
     assert sum(paced) < 3.0

@@ -31,9 +31,9 @@ DOCS = ROOT / "docs"
 
 #: Backend name to the module implementing it (the page is docs/backends/<name>.md).
 BACKENDS = {
-    "glue": "sessionkit.backends.glue",
-    "emr-serverless": "sessionkit.backends.emr_serverless",
-    "athena": "sessionkit.backends.athena",
+    "glue": "sessionkit.backends.aws.glue",
+    "emr-serverless": "sessionkit.backends.aws.emr_serverless",
+    "athena": "sessionkit.backends.aws.athena",
 }
 
 NO_RUN = "<!-- no-run -->"

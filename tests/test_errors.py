@@ -5,7 +5,7 @@ import pytest
 
 import sessionkit
 import sessionkit.errors as errors
-from sessionkit.backends._aws import translate_error
+from sessionkit.backends.aws.common import translate_error
 
 
 def _client_error(code: str, status: int) -> botocore.exceptions.ClientError:

@@ -22,9 +22,9 @@ from sessionkit.testing.conformance import EmulatorHarness
 from tests.conftest import ROLE
 
 _EMULATED = {
-    "glue": "sessionkit.testing._glue",
-    "emr-serverless": "sessionkit.testing._emr_serverless",
-    "athena": "sessionkit.testing._athena",
+    "glue": "sessionkit.testing.aws.glue",
+    "emr-serverless": "sessionkit.testing.aws.emr_serverless",
+    "athena": "sessionkit.testing.aws.athena",
 }
 _LIST = {"glue": "ListSessions", "emr-serverless": "ListSessions", "athena": "ListSessions"}
 _DESCRIBE = {

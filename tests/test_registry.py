@@ -9,7 +9,7 @@ import pytest
 
 import sessionkit
 from sessionkit import BackendNotFoundError, InvalidConfigError, _registry
-from sessionkit.backends.glue import GlueBackend
+from sessionkit.backends.aws.glue import GlueBackend
 from tests.conftest import ROLE
 
 
@@ -53,7 +53,7 @@ def test_register_backend(clean_registry: None, emulator: Any) -> None:
 
 
 def test_register_lazy_string(clean_registry: None) -> None:
-    sessionkit.register_backend("lazy", "sessionkit.backends.glue:GlueBackend")
+    sessionkit.register_backend("lazy", "sessionkit.backends.aws.glue:GlueBackend")
     assert _registry.get_backend("lazy") is GlueBackend
     sessionkit.register_backend("broken", "sessionkit_no_such_module:Backend")
     with pytest.raises(BackendNotFoundError, match="cannot be imported"):
@@ -75,7 +75,7 @@ def test_entry_points_are_read(clean_registry: None, monkeypatch: pytest.MonkeyP
 
     entry = EntryPoint(
         name="from-plugin",
-        value="sessionkit.backends.glue:GlueBackend",
+        value="sessionkit.backends.aws.glue:GlueBackend",
         group="sessionkit.backends",
     )
 
@@ -108,7 +108,7 @@ def test_client_and_region_conflict(emulator: Any) -> None:
 def test_no_region_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    from sessionkit.backends._aws import ClientFactory
+    from sessionkit.backends.aws.common import ClientFactory
 
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.delenv("AWS_REGION", raising=False)
@@ -122,7 +122,7 @@ def test_no_region_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_client_factory_reuses_clients() -> None:
     import boto3
 
-    from sessionkit.backends._aws import ClientFactory
+    from sessionkit.backends.aws.common import ClientFactory
 
     session = boto3.session.Session(region_name="us-east-1")
     first = ClientFactory.client("glue", boto3_session=session)

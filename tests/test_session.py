@@ -151,7 +151,7 @@ def test_wait_until_ready_polls_through_unknown(
     emulator: Emulator, policy: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = _open(emulator, policy, wait=False)
-    from sessionkit.backends import glue
+    from sessionkit.backends.aws import glue
 
     table = dict(glue.STATE_MAP)
     del table["PROVISIONING"]
@@ -177,7 +177,7 @@ def test_list_sessions_filters_and_pages(emulator: Emulator, policy: Any) -> Non
     ready = [_open(emulator, policy) for _ in range(3)]
     stopped = _open(emulator, policy)
     stopped.stop()
-    from sessionkit.backends import glue
+    from sessionkit.backends.aws import glue
 
     monkey_page = glue.GlueBackend._list_page
 

@@ -256,7 +256,7 @@ def test_attempts_are_divided_by_the_clients_own_retries() -> None:
 
 
 def test_clients_sessionkit_builds_make_one_botocore_attempt_per_call() -> None:
-    from sessionkit.backends.glue import GlueBackend
+    from sessionkit.backends.aws.glue import GlueBackend
 
     built = GlueBackend(region="eu-west-1")
     assert built.transport_attempts() == 1

@@ -50,16 +50,22 @@ class Backend(abc.ABC):
 
     Attributes:
         name: The registry name, e.g. ``"glue"``.
-        location_fields: Keywords that locate sessions and are required (e.g.
-            ``("application_id",)``).
-        extra_fields: Further keywords the backend accepts besides the connection keywords.
+        connection_fields: Keywords that say how to reach the provider (credentials, clients,
+            endpoints); the core passes them through without knowing them.
+        location_fields: Keywords that locate sessions and are required to start or list them
+            (e.g. ``("application_id",)``).
+        attach_location_fields: The location keywords needed to find one session by id
+            (default: all of ``location_fields``).
+        extra_fields: Further keywords the backend accepts.
         supported_fields: The :class:`~sessionkit.SessionConfig` fields the backend translates.
         state_map: Native state string to :class:`~sessionkit.SessionState`.
         statement_states: Native statement state to :class:`~sessionkit.StatementState`.
     """
 
     name: ClassVar[str]
+    connection_fields: ClassVar[tuple[str, ...]] = ()
     location_fields: ClassVar[tuple[str, ...]] = ()
+    attach_location_fields: ClassVar[tuple[str, ...] | None] = None
     extra_fields: ClassVar[tuple[str, ...]] = ()
     supported_fields: ClassVar[frozenset[str]] = frozenset()
     state_map: ClassVar[Mapping[str, SessionState]] = {}

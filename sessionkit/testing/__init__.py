@@ -13,13 +13,13 @@ is yours for your own tests and demos, with no AWS account.
 READY
 """
 
-from sessionkit.testing._athena import AthenaTimeline
-from sessionkit.testing._base import EmulatedError, EmulatedService
-from sessionkit.testing._clock import VirtualClock
-from sessionkit.testing._emr_serverless import EmrServerlessTimeline
-from sessionkit.testing._faults import Fault
-from sessionkit.testing._glue import GlueTimeline, StatementOutcome, python_executor
+from sessionkit.testing.aws.athena import AthenaTimeline
+from sessionkit.testing.aws.emr_serverless import EmrServerlessTimeline
+from sessionkit.testing.aws.glue import GlueTimeline, StatementOutcome, python_executor
+from sessionkit.testing.base import EmulatedError, EmulatedService
+from sessionkit.testing.clock import VirtualClock
 from sessionkit.testing.emulator import Call, Emulator, EmulatorDriftError
+from sessionkit.testing.faults import Fault
 
 __all__ = [
     "AthenaTimeline",

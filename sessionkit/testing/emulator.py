@@ -34,17 +34,17 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.model import OperationModel, ServiceModel, Shape
 
-from sessionkit.backends._aws import check_shape
-from sessionkit.testing._base import EmulatedError, EmulatedService
-from sessionkit.testing._clock import VirtualClock
-from sessionkit.testing._faults import Fault, FaultKind
+from sessionkit.backends.aws.common import check_shape
+from sessionkit.testing.base import EmulatedError, EmulatedService
+from sessionkit.testing.clock import VirtualClock
+from sessionkit.testing.faults import Fault, FaultKind
 from sessionkit.waiting import DEFAULT_POLL, PollPolicy
 
 if TYPE_CHECKING:
-    from sessionkit.testing._athena import AthenaService
-    from sessionkit.testing._emr_serverless import EmrServerlessService
-    from sessionkit.testing._glue import GlueService
-    from sessionkit.testing._s3 import S3Service
+    from sessionkit.testing.aws.athena import AthenaService
+    from sessionkit.testing.aws.emr_serverless import EmrServerlessService
+    from sessionkit.testing.aws.glue import GlueService
+    from sessionkit.testing.aws.s3 import S3Service
     from sessionkit.testing.spark import LocalSparkConnect
 
 __all__ = ["Call", "Emulator", "EmulatorDriftError"]
@@ -52,10 +52,10 @@ __all__ = ["Call", "Emulator", "EmulatorDriftError"]
 logger = logging.getLogger(__name__)
 
 _SERVICES: Mapping[str, str] = {
-    "glue": "sessionkit.testing._glue:GlueService",
-    "emr-serverless": "sessionkit.testing._emr_serverless:EmrServerlessService",
-    "athena": "sessionkit.testing._athena:AthenaService",
-    "s3": "sessionkit.testing._s3:S3Service",
+    "glue": "sessionkit.testing.aws.glue:GlueService",
+    "emr-serverless": "sessionkit.testing.aws.emr_serverless:EmrServerlessService",
+    "athena": "sessionkit.testing.aws.athena:AthenaService",
+    "s3": "sessionkit.testing.aws.s3:S3Service",
 }
 
 

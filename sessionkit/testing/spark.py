@@ -48,7 +48,7 @@ from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sessionkit.errors import NotSupportedError
-from sessionkit.testing._glue import StatementOutcome
+from sessionkit.testing.aws.glue import StatementOutcome
 
 if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator

@@ -24,7 +24,7 @@ from sessionkit import (
     StatementState,
     WaitTimeoutError,
 )
-from sessionkit.backends.athena import (
+from sessionkit.backends.aws.athena import (
     CALCULATION_STATES,
     STATE_MAP,
     AthenaBackend,
@@ -33,7 +33,7 @@ from sessionkit.backends.athena import (
 )
 from sessionkit.models import SessionConfig
 from sessionkit.testing import Emulator
-from sessionkit.testing._athena import SPARK_CONNECT_ENGINE
+from sessionkit.testing.aws.athena import SPARK_CONNECT_ENGINE
 from tests.conftest import ROLE
 
 WORK_GROUP = "analytics"
@@ -591,7 +591,7 @@ def test_a_failed_s3_read_gives_none_with_a_warning_and_no_retry(
     emulator.inject("server_error", service="s3", operations="GetObject")
     with (
         sessionkit.open_session("athena", s3_client=emulator.client("s3"), **connection) as session,
-        caplog.at_level(logging.WARNING, logger="sessionkit.backends.athena"),
+        caplog.at_level(logging.WARNING, logger="sessionkit.backends.aws.athena"),
     ):
         result = session.run("print('lost')")
     assert result.state is StatementState.SUCCEEDED

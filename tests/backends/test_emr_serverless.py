@@ -23,7 +23,7 @@ from sessionkit import (
     WaitTimeoutError,
     Workers,
 )
-from sessionkit.backends.emr_serverless import (
+from sessionkit.backends.aws.emr_serverless import (
     STATE_MAP,
     TRANSLATION,
     EmrServerlessBackend,

@@ -13,7 +13,7 @@ from botocore.stub import ANY, Stubber
 
 import sessionkit
 from sessionkit import InvalidConfigError, SessionState, StatementState, Workers
-from sessionkit.backends.glue import (
+from sessionkit.backends.aws.glue import (
     GLUE_STATEMENT_STATES,
     STATE_MAP,
     session_info,

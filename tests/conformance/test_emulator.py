@@ -9,9 +9,9 @@ import pytest
 from sessionkit.testing.conformance import EmulatorHarness, SessionConformance
 
 _MODULES = {
-    "glue": "sessionkit.testing._glue",
-    "emr-serverless": "sessionkit.testing._emr_serverless",
-    "athena": "sessionkit.testing._athena",
+    "glue": "sessionkit.testing.aws.glue",
+    "emr-serverless": "sessionkit.testing.aws.emr_serverless",
+    "athena": "sessionkit.testing.aws.athena",
 }
 
 

@@ -130,7 +130,7 @@ def test_athena_calculations_run_on_real_spark(spark_emulator: Emulator) -> None
 def test_emr_serverless_and_athena_endpoints_reach_the_local_server(
     spark_emulator: Emulator,
 ) -> None:
-    from sessionkit.testing._athena import SPARK_CONNECT_ENGINE
+    from sessionkit.testing.aws.athena import SPARK_CONNECT_ENGINE
 
     application = spark_emulator.emr_serverless.create_application(name="spark")
     spark_emulator.athena.create_work_group("connect", engine=SPARK_CONNECT_ENGINE)

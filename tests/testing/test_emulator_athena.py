@@ -10,14 +10,14 @@ import botocore.exceptions
 import botocore.session
 import pytest
 
-from sessionkit.backends._aws import check_shape
+from sessionkit.backends.aws.common import check_shape
 from sessionkit.testing import Emulator, EmulatorDriftError
-from sessionkit.testing._athena import (
+from sessionkit.testing.aws.athena import (
     DEFAULT_WORK_GROUP,
     SPARK_CONNECT_ENGINE,
     AthenaService,
 )
-from sessionkit.testing._s3 import S3Service
+from sessionkit.testing.aws.s3 import S3Service
 from tests.conftest import ROLE
 
 _MODEL = botocore.session.get_session().get_service_model("athena")

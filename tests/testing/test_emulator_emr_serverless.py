@@ -10,9 +10,9 @@ import botocore.exceptions
 import botocore.session
 import pytest
 
-from sessionkit.backends._aws import check_shape
+from sessionkit.backends.aws.common import check_shape
 from sessionkit.testing import Emulator, EmulatorDriftError
-from sessionkit.testing._emr_serverless import EmrServerlessService
+from sessionkit.testing.aws.emr_serverless import EmrServerlessService
 from tests.conftest import ROLE
 
 _MODEL = botocore.session.get_session().get_service_model("emr-serverless")

@@ -9,7 +9,7 @@ import botocore.exceptions
 import botocore.session
 import pytest
 
-from sessionkit.backends._aws import check_shape
+from sessionkit.backends.aws.common import check_shape
 from sessionkit.testing import Emulator, EmulatorDriftError, VirtualClock
 from tests.conftest import ROLE
 

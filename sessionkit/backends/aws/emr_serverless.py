@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from sessionkit.backends._aws import AwsBackend, ceil_minutes, check_shape, new_token
+from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
 from sessionkit.backends.base import PreparedStart
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
@@ -258,14 +258,9 @@ class EmrServerlessBackend(AwsBackend):
         *,
         application_id: str,
         start_application: bool = False,
-        client: Any = None,
-        boto3_session: Any = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            client=client, boto3_session=boto3_session, region=region, endpoint_url=endpoint_url
-        )
+        super().__init__(**connection)
         if not isinstance(application_id, str) or not _APPLICATION_ID.fullmatch(application_id):
             raise InvalidConfigError(
                 "application_id",

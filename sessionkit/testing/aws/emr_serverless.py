@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing._base import EmulatedError, EmulatedService, Script, page
+from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
 
 __all__ = ["EmrServerlessService", "EmrServerlessTimeline"]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from sessionkit.backends._aws import AwsBackend, ceil_minutes, seconds_to_datetime
+from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, seconds_to_datetime
 from sessionkit.backends.base import PreparedStart
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage

@@ -23,7 +23,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from sessionkit.backends._aws import AwsBackend, ceil_minutes, check_shape, new_token
+from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
 from sessionkit.backends.base import PreparedStart
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
@@ -333,8 +333,10 @@ class AthenaBackend(AwsBackend):
 
     name: ClassVar[str] = "athena"
     service: ClassVar[str] = "athena"
+    connection_fields: ClassVar[tuple[str, ...]] = (*AwsBackend.connection_fields, "s3_client")
     location_fields: ClassVar[tuple[str, ...]] = ("work_group",)
-    extra_fields: ClassVar[tuple[str, ...]] = ("s3_client",)
+    # A session id is unique in the account and region: attaching needs no work group.
+    attach_location_fields: ClassVar[tuple[str, ...] | None] = ()
     supported_fields: ClassVar[frozenset[str]] = frozenset(
         {
             "name",
@@ -354,17 +356,12 @@ class AthenaBackend(AwsBackend):
     def __init__(
         self,
         *,
-        work_group: str,
+        work_group: str | None = None,
         s3_client: Any = None,
-        client: Any = None,
-        boto3_session: Any = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
+        **connection: Any,
     ) -> None:
-        super().__init__(
-            client=client, boto3_session=boto3_session, region=region, endpoint_url=endpoint_url
-        )
-        if not isinstance(work_group, str) or not work_group:
+        super().__init__(**connection)
+        if work_group is not None and (not isinstance(work_group, str) or not work_group):
             raise InvalidConfigError(
                 "work_group", f"must be the name of an Athena work group, got {work_group!r}"
             )
@@ -372,11 +369,18 @@ class AthenaBackend(AwsBackend):
         self._s3_client: Any = s3_client
         self._s3_built = s3_client is not None
 
+    def _work_group(self) -> str:
+        if self.work_group is None:
+            raise InvalidConfigError(
+                "work_group", "the athena backend needs work_group=... to start or list sessions"
+            )
+        return self.work_group
+
     # -- starting ------------------------------------------------------------------------------
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``StartSession`` request, with its client token made once."""
-        request, fields, engine_fields = build_start_request(config, self.work_group)
+        request, fields, engine_fields = build_start_request(config, self._work_group())
         operation = self.client.meta.service_model.operation_model("StartSession")
         engine_shape = operation.input_shape.members["EngineConfiguration"]
         for path, problem in check_shape(request["EngineConfiguration"], engine_shape):
@@ -393,7 +397,7 @@ class AthenaBackend(AwsBackend):
 
     def _preflight(self, prepared: PreparedStart) -> None:
         """Check that the work group exists, is enabled and runs Spark."""
-        name = self.work_group
+        name = self._work_group()
         try:
             answer = self._call("get_work_group", WorkGroup=name)
         except ServiceError as exc:
@@ -501,7 +505,7 @@ class AthenaBackend(AwsBackend):
     def _list_page(
         self, states: frozenset[SessionState] | None, token: str | None
     ) -> tuple[list[SessionInfo], str | None]:
-        params: dict[str, Any] = {"WorkGroup": self.work_group, "MaxResults": 100}
+        params: dict[str, Any] = {"WorkGroup": self._work_group(), "MaxResults": 100}
         if token:
             params["NextToken"] = token
         if states is not None:

@@ -203,6 +203,16 @@ class ClientFactory:
             return per_session[key]
 
 
+def _profile_session(profile: str) -> boto3.session.Session:
+    """A boto3 session for a named profile of the shared AWS config files."""
+    try:
+        return boto3.session.Session(profile_name=profile)
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise InvalidConfigError(
+            "profile", f"no AWS profile named {profile!r} in the shared config files"
+        ) from exc
+
+
 def new_token() -> str:
     """Return a fresh idempotency token (a UUID4 hex string, 32 characters)."""
     return uuid.uuid4().hex
@@ -401,6 +411,13 @@ class AwsBackend(Backend):
     """
 
     service: ClassVar[str]
+    connection_fields: ClassVar[tuple[str, ...]] = (
+        "client",
+        "boto3_session",
+        "region",
+        "profile",
+        "endpoint_url",
+    )
 
     def __init__(
         self,
@@ -408,8 +425,17 @@ class AwsBackend(Backend):
         client: Any = None,
         boto3_session: Any = None,
         region: str | None = None,
+        profile: str | None = None,
         endpoint_url: str | None = None,
     ) -> None:
+        if profile is not None:
+            if not isinstance(profile, str) or not profile:
+                raise InvalidConfigError("profile", f"must be a profile name, got {profile!r}")
+            if boto3_session is not None:
+                raise InvalidConfigError(
+                    "profile", "give either profile= or boto3_session=, not both"
+                )
+            boto3_session = _profile_session(profile)
         self._connection = {
             "client": client,
             "boto3_session": boto3_session,

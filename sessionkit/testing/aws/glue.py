@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing._base import EmulatedError, EmulatedService, Script, page
+from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
 
 __all__ = ["GlueService", "GlueTimeline", "StatementOutcome", "python_executor"]
 

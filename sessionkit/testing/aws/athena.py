@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing._base import EmulatedError, EmulatedService, Script, page
-from sessionkit.testing._glue import StatementOutcome, python_executor
+from sessionkit.testing.aws.glue import StatementOutcome, python_executor
+from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
 
 __all__ = [
     "CALCULATION_ENGINE",
@@ -544,7 +544,7 @@ class AthenaService(EmulatedService):
         return {"CalculationExecutionId": calculation_id, "State": "CREATING"}
 
     def _store_output(self, calculation: _Calculation) -> None:
-        from sessionkit.testing._s3 import split_s3_uri
+        from sessionkit.testing.aws.s3 import split_s3_uri
 
         s3 = self.emulator.s3
         bucket, prefix = split_s3_uri(calculation.working_directory)

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 from botocore.model import OperationModel
 
-from sessionkit.testing._base import EmulatedError, EmulatedService
+from sessionkit.testing.base import EmulatedError, EmulatedService
 
 __all__ = ["S3Service", "split_s3_uri"]
 

@@ -1,0 +1,1 @@
+"""The emulated AWS services (state machines only) answering boto3 clients."""
