@@ -243,28 +243,6 @@ class _Progress:
 # ----------------------------------------------------------------------------- connections
 
 
-def _local_role(emulator: Emulator) -> str:
-    return f"arn:aws:iam::{emulator.account_id}:role/SessionkitLocal"
-
-
-def _emulated_location(emulator: Emulator, backend: str) -> dict[str, Any]:
-    """Create what a backend's sessions live in on the emulator; return its location keywords."""
-    if backend == "emr-serverless":
-        return {"application_id": emulator.emr_serverless.create_application("sessionkit-local")}
-    if backend == "athena":
-        return {"work_group": emulator.athena.create_work_group("sessionkit-local")}
-    return {}
-
-
-def _emulated_clients(emulator: Emulator, backend: str) -> dict[str, Any]:
-    """The client keywords that point a backend at the emulator."""
-    clients = {"client": emulator.client(backend)}
-    if backend == "athena":
-        # Athena leaves a calculation's stdout in S3; the emulator keeps it in its own S3.
-        clients["s3_client"] = emulator.client("s3")
-    return clients
-
-
 class _Local:
     """The process-local emulator behind ``--local``, and the locations made on it."""
 
@@ -277,7 +255,7 @@ class _Local:
     def location(self, backend: str) -> dict[str, Any]:
         """The backend's default location on the emulator, created on first use."""
         if backend not in self._locations:
-            self._locations[backend] = _emulated_location(self.emulator, backend)
+            self._locations[backend] = self.emulator.keywords(backend)
         return self._locations[backend]
 
 
@@ -306,7 +284,7 @@ class _Target:
         from sessionkit.waiting import DEFAULT_POLL
 
         self.backend: str = args.backend
-        factory = get_backend(self.backend)  # an unknown name fails here, naming it
+        get_backend(self.backend)  # an unknown name fails here, naming it
         location = {
             option: getattr(args, option)
             for option in _LOCATION_OPTIONS
@@ -321,9 +299,8 @@ class _Target:
                 )
             self.local = _local_emulator(args.region)
             emulator = self.local.emulator
-            if not set(location) & set(getattr(factory, "location_fields", ())):
-                location = {**self.local.location(self.backend), **location}
-            self.keywords = {**_emulated_clients(emulator, self.backend), **location}
+            # A location given on the command line replaces the one made on the emulator.
+            self.keywords = {**self.local.location(self.backend), **location}
             self.policy: PollPolicy = emulator.poll_policy()
         else:
             self.keywords = dict(location)
@@ -406,7 +383,7 @@ def _config(args: argparse.Namespace, target: _Target) -> dict[str, Any]:
     config: dict[str, Any] = {}
     role = args.role
     if role is None and target.local is not None:
-        role = _local_role(target.local.emulator)
+        role = target.local.emulator.role(target.backend)
     if role is not None:
         config["role"] = role
     if args.name is not None:
@@ -744,11 +721,10 @@ def _demo_one(backend: str, *, pace: float, spark: _RealSpark | None = None) -> 
     try:
         emulator = _demo_emulator(pace)
         keywords = {
-            **_emulated_clients(emulator, backend),
-            "role": _local_role(emulator),
+            **emulator.keywords(backend),
+            "role": emulator.role(backend),
             "idle_timeout": timedelta(minutes=15),
             "tags": {"purpose": "sessionkit-demo"},
-            **_emulated_location(emulator, backend),
         }
         code, expected = DEMO_CODE, DEMO_EXPECTED
         code_on_spark = endpoint_on_spark = False

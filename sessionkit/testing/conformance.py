@@ -122,26 +122,15 @@ class EmulatorHarness(Harness):
         self.emulator = emulator or Emulator()
         self.service = self._SERVICES[backend]
         self.unsupported = self._UNSUPPORTED[backend]  # type: ignore[misc]
-        self._client = self.emulator.client(self.service)
-        self._location = self._make_location()
-
-    def _make_location(self) -> dict[str, Any]:
-        if self.backend == "emr-serverless":
-            application: str = self.emulator.emr_serverless.create_application(name="conformance")
-            return {"application_id": application}
-        if self.backend == "athena":
-            name = "conformance"
-            self.emulator.athena.create_work_group(name)
-            return {"work_group": name}
-        return {}
+        self._keywords = self.emulator.keywords(backend, location="conformance")
 
     def connection(self) -> dict[str, Any]:
         """The emulator client, a virtual-time policy and the location."""
-        return {
-            "client": self._client,
-            "poll_policy": self.emulator.poll_policy(),
-            **self._location,
-        }
+        return {**self._keywords, "poll_policy": self.emulator.poll_policy()}
+
+    def config(self) -> dict[str, Any]:
+        """The smallest valid configuration: a role the emulated service accepts."""
+        return {"role": self.emulator.role(self.backend)}
 
     def calls(self) -> int:
         """Calls the emulator received."""

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from sessionkit.testing.aws.s3 import S3Service
     from sessionkit.testing.spark import LocalSparkConnect
 
-__all__ = ["Call", "Emulator", "EmulatorDriftError"]
+__all__ = ["Call", "Emulator", "EmulatorDriftError", "emulated_backends"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,29 @@ _SERVICES: Mapping[str, str] = {
     "athena": "sessionkit.testing.aws.athena:AthenaService",
     "s3": "sessionkit.testing.aws.s3:S3Service",
 }
+
+
+#: How each emulated backend is reached: ``"module:function"`` of a ``function(emulator,
+#: location_name) -> keywords`` that makes a fresh location and returns the connection and
+#: location keywords, and the ``"module:function"`` of a ``function(emulator) -> role``.
+_WIRING: Mapping[str, tuple[str, str]] = {
+    "glue": ("sessionkit.testing.aws.wiring:glue", "sessionkit.testing.aws.wiring:role"),
+    "emr-serverless": (
+        "sessionkit.testing.aws.wiring:emr_serverless",
+        "sessionkit.testing.aws.wiring:role",
+    ),
+    "athena": ("sessionkit.testing.aws.wiring:athena", "sessionkit.testing.aws.wiring:role"),
+}
+
+
+def _load(path: str) -> Any:
+    module_name, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def emulated_backends() -> list[str]:
+    """The backends the emulator can stand in for, sorted."""
+    return sorted(_WIRING)
 
 
 #: Places where the real services answer outside their own model, and the emulator follows the
@@ -178,6 +201,42 @@ class Emulator:
     def s3(self) -> S3Service:
         """The emulated S3 (objects only: where Athena calculations leave their output)."""
         return self.service("s3")  # type: ignore[return-value]
+
+    # -- wiring a backend ------------------------------------------------------------------------
+
+    def keywords(self, backend: str, *, location: str = "sessionkit-local") -> dict[str, Any]:
+        """The keywords that point ``backend`` at this emulator, with a fresh location.
+
+        The location (an EMR Serverless application, an Athena work group, ...) is created on
+        the emulator under the name ``location``; pass a new name for a second one.
+
+        Args:
+            backend: A backend name from :func:`emulated_backends`.
+            location: The name of the location to create.
+
+        Returns:
+            Connection and location keywords for :func:`~sessionkit.open_session` and friends
+            (add ``poll_policy=emulator.poll_policy()`` for virtual time).
+
+        Raises:
+            LookupError: When the emulator has no stand-in for ``backend``.
+        """
+        wiring = _WIRING.get(backend)
+        if wiring is None:
+            raise LookupError(
+                f"the sessionkit emulator does not emulate the {backend} backend "
+                f"(it emulates {', '.join(emulated_backends())})"
+            )
+        keywords: dict[str, Any] = _load(wiring[0])(self, location)
+        return keywords
+
+    def role(self, backend: str) -> str:
+        """A role (or service account, or proxy user) the emulated ``backend`` accepts."""
+        wiring = _WIRING.get(backend)
+        if wiring is None:
+            raise LookupError(f"the sessionkit emulator does not emulate the {backend} backend")
+        role: str = _load(wiring[1])(self)
+        return role
 
     # -- clients -------------------------------------------------------------------------------
 
