@@ -1,10 +1,14 @@
-"""What every emulated service shares: errors, ids, paging, the handler base class."""
+"""What every emulated service shares: errors, ids, paging, the handler base class.
+
+Also the provider-neutral HTTP request and reply that every transport (in process or served)
+hands to the emulated services.
+"""
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -13,7 +17,15 @@ import attrs
 if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator
 
-__all__ = ["EmulatedError", "EmulatedService", "Script", "page"]
+__all__ = [
+    "EmulatedError",
+    "EmulatedService",
+    "EmulatorDriftError",
+    "HttpReply",
+    "HttpRequest",
+    "Script",
+    "page",
+]
 
 T = TypeVar("T")
 
@@ -32,6 +44,52 @@ class EmulatedError(Exception):
         self.code = code
         self.message = message
         self.status = status
+
+
+class EmulatorDriftError(AssertionError):
+    """The emulator produced a response that does not fit the service's schema (a bug)."""
+
+
+@attrs.frozen(kw_only=True)
+class HttpRequest:
+    """One HTTP request as a transport hands it to an emulated service.
+
+    Attributes:
+        method: The HTTP method, upper case.
+        url: The full URL (scheme, host, path and query).
+        headers: The request headers.
+        body: The raw body.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    body: bytes = attrs.field(default=b"", repr=False)
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (case-insensitive), or ``None``."""
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class HttpReply:
+    """One HTTP answer of an emulated service.
+
+    Attributes:
+        status: The HTTP status.
+        headers: The response headers.
+        body: The raw body.
+        error_code: The service's error code when the answer is an error (for the call log).
+    """
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = attrs.field(default=b"", repr=False)
+    error_code: str | None = None
 
 
 def _snake(name: str) -> str:
@@ -148,7 +206,7 @@ class EmulatedService:
         method = getattr(self, f"op_{_snake(operation)}", None)
         if method is None:
             raise EmulatedError(
-                "UnsupportedOperation",
+                "UnknownOperationException",
                 f"the sessionkit emulator does not implement {self.service} {operation}",
             )
         result: Callable[[dict[str, Any]], dict[str, Any]] = method

@@ -201,9 +201,11 @@ def test_boto3_session_clients_share_the_emulator(emulator: Emulator) -> None:
 
 
 def test_unemulated_service_answers_an_error(emulator: Emulator) -> None:
-    sts = emulator.client("sts")
-    with pytest.raises(NotImplementedError, match="does not emulate sts"):
-        sts.get_caller_identity()
+    sqs = emulator.client("sqs")
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        sqs.list_queues()
+    assert caught.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert emulator.calls[-1].outcome == "UnknownOperationException"
 
 
 def test_virtual_clock() -> None:
