@@ -1,0 +1,499 @@
+"""The emulator served on one loopback port, for clients in any process or language.
+
+Every emulated service answers on ``http://127.0.0.1:PORT`` in its real wire protocol, so any
+client works against it with only its endpoint URL changed: boto3 and aiobotocore, the AWS CLI,
+awswrangler, Airflow, dbt, notebooks. AWS requests are routed by the service name in the SigV4
+credential scope of their ``Authorization`` header (fallbacks: ``X-Amz-Target``, the host name);
+any access key and secret are accepted. Paths in ``_HTTP_ROUTES`` (``/v1/projects/`` for
+Dataproc, ``/livy/`` for Livy) go to that emulated service's ``answer(request)``.
+
+The control endpoint, all JSON:
+
+- ``GET /_sessionkit/health``: the emulated services and backends, and the clock.
+- ``POST /_sessionkit/advance?seconds=N``: move the clock forward ``N`` seconds.
+- ``GET /_sessionkit/calls``: the call log (service, operation, virtual time, outcome; request
+  parameters are left out, they can hold secrets) and the exact total.
+- ``POST /_sessionkit/faults`` with a body like ``{"kind": "throttle", "service": "glue",
+  "operations": ["GetSession"], "count": 2}``: inject a fault; ``GET`` lists them with their hits,
+  ``DELETE`` clears them.
+- ``POST /_sessionkit/locations`` with ``{"backend": "emr-serverless", "name": "demo"}``: make a
+  location (an EMR Serverless application, an Athena work group) and answer the keywords that
+  reach it (``application_id``, ``work_group``, ...) and a role the emulator accepts.
+- ``POST /_sessionkit/script`` with ``{"service": "glue", "state": "FAILED", "after": 5}``:
+  script the end of the next session that service creates.
+
+Run it with ``sessionkit emulator serve [--port N] [--speed X] [--spark]``, or in a test with
+:meth:`Emulator.serve() <sessionkit.testing.Emulator.serve>`. Point sessionkit's CLI at it with
+``--emulator URL`` or the ``SESSIONKIT_EMULATOR_URL`` environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from sessionkit.testing.base import EmulatedError, HttpReply, HttpRequest
+from sessionkit.testing.clock import VirtualClock
+from sessionkit.testing.emulator import Emulator, emulated_backends
+
+__all__ = ["ENV_VAR", "EmulatorServer", "ScaledClock", "main"]
+
+logger = logging.getLogger(__name__)
+
+#: The environment variable that points sessionkit's CLI at a served emulator.
+ENV_VAR = "SESSIONKIT_EMULATOR_URL"
+
+#: Path prefixes answered by an emulated service's ``answer(request) -> HttpReply`` (served only
+#: when that service is in the emulator's table).
+_HTTP_ROUTES: Mapping[str, str] = {
+    "/v1/projects/": "dataproc",
+    "/livy/": "livy",
+}
+
+_CONTROL = "/_sessionkit/"
+
+#: The fault fields a ``POST /_sessionkit/faults`` body may set.
+_FAULT_FIELDS = ("kind", "service", "operations", "rate", "count", "latency")
+
+
+class ScaledClock(VirtualClock):
+    """Real time at ``speed`` times its pace, which ``advance`` can also jump forward.
+
+    ``ScaledClock(speed=60)`` makes a minute of provisioning pass in a real second. Sleeping on
+    it sleeps the real time that covers the virtual seconds.
+
+    Args:
+        speed: Virtual seconds per real second (positive).
+        start: The wall-clock time at virtual zero; default: now.
+    """
+
+    def __init__(self, *, speed: float = 1.0, start: datetime | None = None) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        super().__init__(start)
+        self.speed = speed
+        self._origin = time.monotonic()
+        self._offset = 0.0
+
+    def monotonic(self) -> float:
+        """Virtual seconds since the clock was made."""
+        with self._lock:
+            return self._offset + (time.monotonic() - self._origin) * self.speed
+
+    def now(self) -> datetime:
+        """The virtual wall-clock time (UTC)."""
+        from datetime import timedelta
+
+        return self._epoch + timedelta(seconds=self.monotonic())
+
+    def advance(self, seconds: float) -> None:
+        """Jump virtual time forward without sleeping.
+
+        Args:
+            seconds: How far; must not be negative.
+        """
+        if seconds < 0:
+            raise ValueError(f"time cannot go backwards ({seconds} s)")
+        with self._lock:
+            self._offset += seconds
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep the real time in which ``seconds`` virtual seconds pass."""
+        if seconds > 0:
+            time.sleep(seconds / self.speed)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    emulator: Emulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "sessionkit-emulator"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        from sessionkit.testing.aws.transport import Dropped
+
+        host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
+        request = HttpRequest(
+            method=self.command,
+            url=f"http://{host}{self.path}",
+            headers=dict(self.headers.items()),
+            body=self._body(),
+        )
+        try:
+            reply = _dispatch(self.server.emulator, request)
+        except Dropped:
+            # An injected connection fault: the client sees the connection close unanswered.
+            self.close_connection = True
+            return
+        except Exception as exc:  # a bug in an emulated service: answer 500, keep serving
+            logger.exception("the sessionkit emulator failed on %s %s", self.command, self.path)
+            reply = _json_reply(500, {"error": f"{type(exc).__name__}: {exc}"})
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            if name.lower() not in ("content-length", "x-sessionkit-error"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+
+def _json_reply(status: int, value: Any) -> HttpReply:
+    body = json.dumps(value, default=str).encode()
+    return HttpReply(status=status, headers={"Content-Type": "application/json"}, body=body)
+
+
+def _dispatch(emulator: Emulator, request: HttpRequest) -> HttpReply:
+    path = urlsplit(request.url).path
+    if path.startswith(_CONTROL):
+        return _control(emulator, request, path[len(_CONTROL) :].strip("/"))
+    for prefix, name in _HTTP_ROUTES.items():
+        if path.startswith(prefix) and name in emulator.emulated_services():
+            answer = emulator.service(name).answer  # type: ignore[attr-defined]
+            reply = answer(request)
+            if isinstance(reply, HttpReply):
+                return reply
+            status, headers, body = reply
+            return HttpReply(status=status, headers=headers, body=body)
+    reply = emulator.transport("aws").route(request)
+    if not isinstance(reply, HttpReply):  # pragma: no cover - the transport's contract
+        raise TypeError("the AWS transport must answer an HttpReply")
+    return reply
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if not request.body:
+        return {}
+    value = json.loads(request.body)
+    if not isinstance(value, dict):
+        raise ValueError("the body must be a JSON object")
+    return value
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+def _control(emulator: Emulator, request: HttpRequest, name: str) -> HttpReply:
+    query = dict(parse_qsl(urlsplit(request.url).query))
+    method = request.method
+    try:
+        body = _json_body(request) if method in ("POST", "PUT") else {}
+        handler = _CONTROLS.get((method, name))
+        if handler is None:
+            known = ", ".join(f"{m} /_sessionkit/{n}" for m, n in sorted(_CONTROLS))
+            return _json_reply(404, {"error": f"no control {method} {name!r}; known: {known}"})
+        return _json_reply(200, handler(emulator, query, body))
+    except (ValueError, TypeError, LookupError, EmulatedError) as exc:
+        return _json_reply(400, {"error": str(exc)})
+
+
+def _clock(emulator: Emulator) -> dict[str, Any]:
+    return {"monotonic": emulator.clock.monotonic(), "now": emulator.clock.now().isoformat()}
+
+
+def _health(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    return {
+        "services": emulator.emulated_services(),
+        "backends": emulated_backends(),
+        **_clock(emulator),
+    }
+
+
+def _advance(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    seconds = float(query.get("seconds", body.get("seconds", 0)))
+    emulator.clock.advance(seconds)
+    return _clock(emulator)
+
+
+def _calls(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    calls = [
+        {"service": c.service, "operation": c.operation, "at": c.at, "outcome": c.outcome}
+        for c in emulator.calls
+        if query.get("service") in (None, c.service)
+        and query.get("operation") in (None, c.operation)
+    ]
+    total = emulator.call_count(query.get("service"), query.get("operation"))
+    return {"total": total, "calls": calls}
+
+
+def _faults(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    return {
+        "faults": [
+            {
+                "kind": f.kind,
+                "service": f.service,
+                "operations": sorted(f.operations) if f.operations is not None else None,
+                "rate": f.rate,
+                "count": f.count,
+                "latency": f.latency,
+                "hits": f.hits,
+            }
+            for f in emulator.faults
+        ]
+    }
+
+
+def _inject(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    unknown = sorted(set(body) - set(_FAULT_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown fault fields {unknown}; known: {', '.join(_FAULT_FIELDS)}")
+    if "kind" not in body:
+        raise ValueError("a fault needs a kind")
+    emulator.inject(**body)
+    return _faults(emulator, query, body)
+
+
+def _clear_faults(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    emulator.clear_faults()
+    return {"faults": []}
+
+
+def _location(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    backend = body.get("backend")
+    if not isinstance(backend, str):
+        raise ValueError(f"a location needs a backend: one of {', '.join(emulated_backends())}")
+    name = str(body.get("name", "sessionkit-local"))
+    with emulator.lock:
+        keywords = emulator.keywords(backend, location=name)
+        role = emulator.role(backend)
+    # Clients and other objects stay here; what reaches the location is plain values.
+    return {
+        "backend": backend,
+        "keywords": {k: v for k, v in keywords.items() if _plain(v)},
+        "role": role,
+    }
+
+
+def _script(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    service = emulator.service(str(body.get("service")))
+    service.script_next(
+        str(body.get("state", "FAILED")),
+        after=float(body.get("after", 1.0)),
+        reason=str(body.get("reason", "")),
+    )
+    return {"scripted": service.service}
+
+
+_ControlFn = Callable[[Emulator, Mapping[str, str], Mapping[str, Any]], Any]
+
+_CONTROLS: Mapping[tuple[str, str], _ControlFn] = {
+    ("GET", "health"): _health,
+    ("POST", "advance"): _advance,
+    ("GET", "calls"): _calls,
+    ("GET", "faults"): _faults,
+    ("POST", "faults"): _inject,
+    ("DELETE", "faults"): _clear_faults,
+    ("POST", "locations"): _location,
+    ("POST", "script"): _script,
+}
+
+
+class EmulatorServer:
+    """An :class:`~sessionkit.testing.Emulator` answering on a loopback port.
+
+    A context manager: the server thread starts on entry and is shut down, with its socket
+    closed and its thread joined, on exit.
+
+    Args:
+        emulator: The emulator whose services answer.
+        port: The port on 127.0.0.1 (0: any free port).
+    """
+
+    def __init__(self, emulator: Emulator, *, port: int = 0) -> None:
+        self.emulator = emulator
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:49152``.
+
+        Raises:
+            RuntimeError: When the server is not running.
+        """
+        if self._server is None:
+            raise RuntimeError("the emulator server is not running")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> EmulatorServer:
+        """Bind the port and start answering (in a daemon thread)."""
+        if self._server is not None:
+            return self
+        server = _Server(("127.0.0.1", self._port), _Handler)
+        server.emulator = self.emulator
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sessionkit-emulator:{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop answering, close the socket and join the server thread."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessionkit emulator serve",
+        description=(
+            "Serve the sessionkit emulator on a loopback port: every emulated service in its "
+            "real wire protocol, for any client (boto3, aiobotocore, the AWS CLI, ...) given "
+            f"the printed URL as its endpoint URL. Point sessionkit's CLI at it with "
+            f"--emulator URL or {ENV_VAR}."
+        ),
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help=(
+            "virtual seconds per real second (60: a minute of provisioning takes a second); "
+            "0: virtual time that only POST /_sessionkit/advance?seconds=N moves (default: 1)"
+        ),
+    )
+    parser.add_argument(
+        "--spark",
+        action="store_true",
+        help="run statements on a real local Spark Connect server (needs the spark extra and Java)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for ids, tokens and fault dice")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``sessionkit emulator serve``: serve the emulator until interrupted.
+
+    Prints the URL (and the line that exports it as ``SESSIONKIT_EMULATOR_URL``) on standard
+    output, then serves until SIGINT or SIGTERM.
+
+    Args:
+        argv: The arguments after ``serve`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 after a clean shutdown, 2 for bad arguments.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if args.speed < 0:
+        parser.print_usage(sys.stderr)
+        print("sessionkit emulator serve: --speed must not be negative", file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        print("sessionkit emulator serve: --port must be 0..65535", file=sys.stderr)
+        return 2
+    clock = ScaledClock(speed=args.speed) if args.speed > 0 else VirtualClock()
+    emulator = Emulator(clock=clock, seed=args.seed)
+    spark = None
+    if args.spark:
+        from sessionkit.testing.spark import LocalSparkConnect
+
+        spark = LocalSparkConnect()
+        emulator.use_spark(spark)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with EmulatorServer(emulator, port=args.port) as server:
+            timing = f"speed {args.speed:g}" if args.speed > 0 else "virtual time"
+            print(f"sessionkit emulator serving on {server.url} ({timing})", flush=True)
+            print(f"export {ENV_VAR}={server.url}", flush=True)
+            while not stop.wait(0.2):
+                pass
+    except OSError as exc:
+        print(
+            f"sessionkit emulator serve: cannot serve on port {args.port}: {exc}", file=sys.stderr
+        )
+        return 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if spark is not None:
+            spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
