@@ -30,9 +30,11 @@ Run it with ``sessionkit emulator serve [--port N] [--speed X] [--spark]``, or i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -115,9 +117,34 @@ class ScaledClock(VirtualClock):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    """Tracks its open connections so closing it ends every keep-alive handler thread."""
+
+    daemon_threads = False
+    block_on_close = True
     allow_reuse_address = True
     emulator: Emulator
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        with self._open_lock:
+            for connection in self._open:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+        super().server_close()  # joins the handler threads
 
 
 class _Handler(BaseHTTPRequestHandler):
