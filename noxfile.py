@@ -1,4 +1,8 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s docs`."""
+"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s docs`.
+
+`nox -s integration` drives third-party clients against the served emulator (not a default
+session: its installs are heavy and aiobotocore pins botocore).
+"""
 
 from __future__ import annotations
 
@@ -45,3 +49,21 @@ def benchmarks(session: nox.Session) -> None:
     session.install("-e", ".")
     for script in ("readiness", "fleet", "overhead", "statements", "import_time", "faults"):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)
+
+
+#: The third-party clients `nox -s integration` drives against the served emulator. aiobotocore
+#: pins botocore to a narrow range (3.10: >=1.43.115,<1.43.118), inside sessionkit's
+#: botocore>=1.43.23, so pip resolves an older botocore here than in the tests session.
+INTEGRATION_CLIENTS = ["aiobotocore>=2.13", "awswrangler>=3.9"]
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Third-party clients (aiobotocore, awswrangler) against the served emulator."""
+    session.install("-e", ".[test]", *INTEGRATION_CLIENTS)
+    session.run(
+        "pytest",
+        "tests/integration",
+        *session.posargs,
+        env={"SESSIONKIT_INTEGRATION": "1"},
+    )
