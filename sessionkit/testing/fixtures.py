@@ -5,7 +5,8 @@ Enable them in your ``conftest.py``::
     pytest_plugins = ["sessionkit.testing.fixtures"]
 
 Then ask for ``sessionkit_emulator`` in a test; ``sessionkit_connection`` gives the keywords
-that point sessionkit at it::
+that point sessionkit at it, and ``sessionkit_emulator_url`` serves it on a loopback port for
+clients in other processes::
 
     def test_my_job(sessionkit_emulator, sessionkit_connection):
         with open_session("glue", role=ROLE, **sessionkit_connection("glue")) as session:
@@ -21,7 +22,7 @@ import pytest
 
 from sessionkit.testing.emulator import Emulator
 
-__all__ = ["sessionkit_connection", "sessionkit_emulator"]
+__all__ = ["sessionkit_connection", "sessionkit_emulator", "sessionkit_emulator_url"]
 
 
 @pytest.fixture
@@ -47,3 +48,14 @@ def sessionkit_connection(
         return {"client": clients[service], "poll_policy": sessionkit_emulator.poll_policy()}
 
     return connection
+
+
+@pytest.fixture
+def sessionkit_emulator_url(sessionkit_emulator: Emulator) -> Iterator[str]:
+    """The base URL of ``sessionkit_emulator`` served on 127.0.0.1 for this test.
+
+    Point any client at it as its endpoint URL (any credentials); the server is shut down,
+    with its threads, when the test ends.
+    """
+    with sessionkit_emulator.serve() as url:
+        yield url

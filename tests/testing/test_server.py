@@ -162,6 +162,13 @@ def test_a_bad_control_request_says_what_is_known(served: str) -> None:
     assert "POST /_sessionkit/advance" in json.loads(caught.value.read())["error"]
 
 
+def test_the_fixture_serves_the_fixture_emulator(
+    sessionkit_emulator: Emulator, sessionkit_emulator_url: str
+) -> None:
+    remote(sessionkit_emulator_url, "glue").list_sessions()
+    assert sessionkit_emulator.call_count("glue", "ListSessions") == 1
+
+
 def test_advance_moves_the_clock_for_every_client(emulator: Emulator, served: str) -> None:
     before = emulator.clock.monotonic()
     answer = control(served, "POST", "advance?seconds=90")
