@@ -56,6 +56,7 @@ _SERVICES: Mapping[str, str] = {
     "emr-serverless": "sessionkit.testing.aws.emr_serverless:EmrServerlessService",
     "athena": "sessionkit.testing.aws.athena:AthenaService",
     "s3": "sessionkit.testing.aws.s3:S3Service",
+    "livy": "sessionkit.testing.livy.service:LivyService",
 }
 
 
@@ -69,6 +70,7 @@ _WIRING: Mapping[str, tuple[str, str]] = {
         "sessionkit.testing.aws.wiring:role",
     ),
     "athena": ("sessionkit.testing.aws.wiring:athena", "sessionkit.testing.aws.wiring:role"),
+    "livy": ("sessionkit.testing.livy.wiring:keywords", "sessionkit.testing.livy.wiring:role"),
 }
 
 
@@ -261,8 +263,10 @@ class Emulator:
             config: A botocore ``Config`` for the client.
 
         Returns:
-            A boto3 client.
+            A boto3 client (``"livy"``: an ``httpx.Client`` bound to the emulated Livy server).
         """
+        if service == "livy":
+            return _load("sessionkit.testing.livy.wiring:client")(self)
         return self.boto3_session().client(
             service,
             config=config or Config(retries={"mode": "standard", "total_max_attempts": 1}),
