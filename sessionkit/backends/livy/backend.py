@@ -310,7 +310,7 @@ def statement_result(record: Any) -> StatementResult:
     if "progress" in _RESULT_FIELDS and isinstance(progress, (int, float)):
         extra["progress"] = float(progress)
     traceback = output.get("traceback") or []
-    lines: list[str] = [str(line) for line in traceback] if isinstance(traceback, list) else []
+    lines: Any = [str(line) for line in traceback] if isinstance(traceback, list) else []
     return StatementResult(
         id=str(record["id"]),
         state=state,
