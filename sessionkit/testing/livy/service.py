@@ -188,6 +188,7 @@ class LivyService(EmulatedService):
 
     def state(self, session_id: int | str) -> str | None:
         """The native state of a session now (``None`` once Livy has forgotten it)."""
+        self._collect()
         session = self._sessions.get(int(session_id))
         return None if session is None else self._settle(session).state
 
