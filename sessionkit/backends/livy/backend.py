@@ -459,6 +459,12 @@ class LivyBackend(Backend):
                 "idle_timeout_mode",
                 f"must be one of {', '.join(_MODES)}, got {idle_timeout_mode!r}",
             )
+        if client is not None and verify is not True:
+            raise InvalidConfigError(
+                "verify",
+                "applies to the client sessionkit builds; with client= set TLS verification on "
+                "your httpx.Client instead",
+            )
         self.url = url.rstrip("/")
         self._auth = to_httpx_auth(auth)
         self._headers = dict(headers or {})
@@ -469,6 +475,8 @@ class LivyBackend(Backend):
         #: The statement kind of each session seen (Livy 0.5+ sessions run any kind).
         self._kinds: dict[str, str] = {}
         self._heartbeats: dict[str, _Heartbeat] = {}
+        #: Names whose create was sent and whose outcome is unknown (the answer was lost).
+        self._maybe_created: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<LivyBackend url={self.url!r}>"
@@ -502,6 +510,15 @@ class LivyBackend(Backend):
                 auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
                 timeout=TIMEOUT,
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # No connection: the request was never sent.
+            raise ServiceError(
+                f"livy {operation} ({method} {path}) could not connect to {self.url}: "
+                f"{type(exc).__name__}",
+                code="ConnectFailed",
+                retryable=True,
+                operation=operation,
+            ) from exc
         except httpx.TimeoutException as exc:
             raise ServiceError(
                 f"livy {operation} ({method} {path}) timed out: {type(exc).__name__}",
@@ -631,7 +648,7 @@ class LivyBackend(Backend):
         body = dict(prepared.request)
         if self._heartbeat_mode and "idleTimeout" in body:
             body = self._as_heartbeat(body)
-        if attempt > 1:
+        if attempt > 1 and name in self._maybe_created:
             # Livy has no idempotency key: an earlier attempt whose answer was lost may have
             # created the session, so look for it by its name before creating another.
             found = self._find_by_name(name)
@@ -640,7 +657,7 @@ class LivyBackend(Backend):
                 self._started(found, body)
                 return found
         try:
-            record = self._call("POST", "/sessions", operation="CreateSession", body=body)
+            record = self._create(name, body)
         except ServiceError as exc:
             unknown_field = exc.code == "BadRequest" and "idleTimeout" in str(exc)
             if not (unknown_field and self.idle_timeout_mode == "auto" and "idleTimeout" in body):
@@ -649,10 +666,26 @@ class LivyBackend(Backend):
             logger.info("livy at %s refused idleTimeout; keeping a heartbeat instead", self.url)
             self._heartbeat_mode = True
             body = self._as_heartbeat(body)
-            record = self._call("POST", "/sessions", operation="CreateSession", body=body)
+            record = self._create(name, body)
         info = session_info(record, url=self.url)
         self._started(info, body)
         return info
+
+    def _create(self, name: str, body: Mapping[str, Any]) -> Any:
+        try:
+            record = self._call("POST", "/sessions", operation="CreateSession", body=body)
+        except ServiceError as exc:
+            # Throttling and a refused connection prove nothing was created; a timeout, a reset
+            # or a 5xx after sending do not.
+            if (
+                exc.retryable
+                and not isinstance(exc, ThrottledError)
+                and exc.code != "ConnectFailed"
+            ):
+                self._maybe_created.add(name)
+            raise
+        self._maybe_created.discard(name)
+        return record
 
     def _started(self, info: SessionInfo, body: Mapping[str, Any]) -> None:
         self._kinds[info.id] = str(body.get("kind") or DEFAULT_KIND)
@@ -663,6 +696,8 @@ class LivyBackend(Backend):
             heartbeat.start()
 
     def _abandon(self, prepared: PreparedStart) -> None:
+        if prepared.token not in self._maybe_created:
+            return
         found = self._find_by_name(prepared.token)
         if found is not None:
             self._stop(found.id)

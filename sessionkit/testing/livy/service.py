@@ -559,7 +559,8 @@ def answer(
         "method": method,
         "path": path,
         "query": dict(query),
-        "headers": lower,
+        # The call log never keeps credentials.
+        "headers": {k: ("***" if k == "authorization" else v) for k, v in lower.items()},
         "body": decoded,
         **groups,
     }

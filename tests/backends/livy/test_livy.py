@@ -231,6 +231,12 @@ def test_bad_backend_keywords_are_rejected(keywords: dict[str, Any], field: str)
     assert caught.value.field == field
 
 
+def test_verify_with_a_given_client_is_rejected() -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        sessionkit.open_session("livy", url=URL, client=httpx.Client(), verify=False)
+    assert caught.value.field == "verify"
+
+
 def test_url_is_required() -> None:
     with pytest.raises(InvalidConfigError) as caught:
         sessionkit.open_session("livy")
@@ -289,6 +295,20 @@ def test_heartbeat_keeps_the_session_alive(emulator: Emulator, livy: LivyService
     assert livy.state(session.id) == "idle"
     emulator.clock.advance(121)
     assert livy.state(session.id) is None  # Livy's watchdog deleted the orphan
+
+
+def test_heartbeat_ends_when_the_session_vanishes(emulator: Emulator, livy: LivyService) -> None:
+    session = sessionkit.open_session("livy", idle_timeout_mode="heartbeat", **_keywords(emulator))
+    backend: LivyBackend = session._backend  # type: ignore[assignment]
+    heartbeat = backend._heartbeats[session.id]
+    heartbeat.stop()
+    heartbeat._stopped.clear()
+    heartbeat.interval = 0.0
+    before = emulator.call_count(operation="GetSession")
+    del livy._sessions[int(session.id)]  # the server forgot it (an admin deleted it)
+    heartbeat._loop()  # returns: a 404 for a session nobody here deleted ends the heartbeat
+    assert emulator.call_count(operation="GetSession") == before + 1
+    assert not heartbeat.running
 
 
 def test_server_without_version_that_refuses_idle_timeout_falls_back(
@@ -455,6 +475,34 @@ def test_create_that_never_arrived_is_sent_again(emulator: Emulator, livy: LivyS
         assert session.state is SessionState.READY
     assert livy.created() == 1
     assert emulator.call_count(operation="CreateSession") == 2
+    assert emulator.call_count(operation="ListSessions") == 0
+
+
+def test_throttled_create_is_retried_without_a_lookup(
+    emulator: Emulator, livy: LivyService
+) -> None:
+    emulator.inject("throttle", service="livy", operations="CreateSession", count=2)
+    with _open(emulator) as session:
+        assert session.state is SessionState.READY
+    assert livy.created() == 1
+    assert emulator.call_count(operation="CreateSession") == 3
+    assert emulator.call_count(operation="ListSessions") == 0
+
+
+def test_lost_answers_until_retries_run_out_stop_what_was_created(
+    emulator: Emulator, livy: LivyService
+) -> None:
+    # The create lands but its answer is lost; every lookup before a retry is throttled until
+    # the start gives up; the clean-up then finds the session by its name and deletes it.
+    attempts = emulator.poll_policy().max_attempts
+    emulator.inject("read_timeout", service="livy", operations="CreateSession", count=1)
+    emulator.inject("throttle", service="livy", operations="ListSessions", count=attempts - 1)
+    with pytest.raises(ThrottledError):
+        _open(emulator)
+    assert emulator.call_count(operation="CreateSession") == 1
+    assert livy.created() == 1
+    assert emulator.call_count(operation="DeleteSession") == 1
+    assert livy.alive() == []
 
 
 def test_5xx_on_create_looks_before_retrying(emulator: Emulator, livy: LivyService) -> None:
@@ -521,10 +569,11 @@ def test_404_is_not_found() -> None:
 @pytest.mark.parametrize(
     ("exception", "code"),
     [
-        (httpx.ConnectError("refused"), "ConnectionError"),
+        (httpx.ConnectError("refused"), "ConnectFailed"),
+        (httpx.ConnectTimeout("slow"), "ConnectFailed"),
         (httpx.RemoteProtocolError("reset"), "ConnectionError"),
+        (httpx.ReadError("reset"), "ConnectionError"),
         (httpx.ReadTimeout("slow"), "Timeout"),
-        (httpx.ConnectTimeout("slow"), "Timeout"),
     ],
 )
 def test_transport_errors_are_retryable(exception: Exception, code: str) -> None:
@@ -666,6 +715,7 @@ def test_required_auth_on_the_emulator(emulator: Emulator, livy: LivyService) ->
     assert caught.value.code == "Unauthorized"
     with _open(emulator, auth=livy_auth.bearer(lambda: "good")) as session:
         assert session.state is SessionState.READY
+    assert all(c.params["headers"]["authorization"] == "***" for c in emulator.calls)
 
 
 def test_emulator_csrf_rejects_requests_without_the_header(emulator: Emulator) -> None:
