@@ -51,6 +51,7 @@ _SERVICES: Mapping[str, str] = {
     "emr-serverless": "sessionkit.testing.aws.emr_serverless:EmrServerlessService",
     "athena": "sessionkit.testing.aws.athena:AthenaService",
     "s3": "sessionkit.testing.aws.s3:S3Service",
+    "livy": "sessionkit.testing.livy.service:LivyService",
 }
 
 
@@ -64,6 +65,7 @@ _WIRING: Mapping[str, tuple[str, str]] = {
         "sessionkit.testing.aws.wiring:role",
     ),
     "athena": ("sessionkit.testing.aws.wiring:athena", "sessionkit.testing.aws.wiring:role"),
+    "livy": ("sessionkit.testing.livy.wiring:keywords", "sessionkit.testing.livy.wiring:role"),
 }
 
 #: Each provider's transport, ``"module:Class"`` of a class built as ``Class(emulator)``.
@@ -281,8 +283,10 @@ class Emulator:
             config: A botocore ``Config`` for the client.
 
         Returns:
-            A boto3 client.
+            A boto3 client (``"livy"``: an ``httpx.Client`` bound to the emulated Livy server).
         """
+        if service == "livy":
+            return _load("sessionkit.testing.livy.wiring:client")(self)
         return self._aws.client(service, config=config)
 
     @contextlib.contextmanager

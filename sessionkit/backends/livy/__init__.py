@@ -1,0 +1,8 @@
+"""Apache Livy sessions: Azure Synapse, Microsoft Fabric, HDInsight, EMR's Livy, on-premises.
+
+Needs ``httpx``: ``pip install 'sessionkit[livy]'``.
+"""
+
+from sessionkit.backends.livy.backend import LivyBackend
+
+__all__ = ["LivyBackend"]

@@ -1,0 +1,34 @@
+"""How the emulated Livy server is reached: an ``httpx.Client`` bound to it, its URL, a user."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+    from sessionkit.testing.emulator import Emulator
+
+__all__ = ["URL", "client", "keywords", "role"]
+
+#: The base URL of the emulated server (nothing listens there; the transport answers).
+URL = "http://livy.emulator.invalid"
+
+
+def client(emulator: Emulator) -> httpx.Client:
+    """An ``httpx.Client`` whose requests the emulated Livy server answers, in process."""
+    import httpx
+
+    from sessionkit.testing.livy.service import transport
+
+    return httpx.Client(transport=transport(emulator), base_url=URL)
+
+
+def keywords(emulator: Emulator, location: str) -> dict[str, Any]:
+    """The client and the URL (one Livy server holds every session; ``location`` is unused)."""
+    return {"client": client(emulator), "url": URL}
+
+
+def role(emulator: Emulator) -> str:
+    """A proxy user the emulated server accepts (it accepts any)."""
+    return "sessionkit"
