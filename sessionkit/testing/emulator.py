@@ -56,6 +56,7 @@ _SERVICES: Mapping[str, str] = {
     "emr-serverless": "sessionkit.testing.aws.emr_serverless:EmrServerlessService",
     "athena": "sessionkit.testing.aws.athena:AthenaService",
     "s3": "sessionkit.testing.aws.s3:S3Service",
+    "dataproc": "sessionkit.testing.gcp.dataproc:DataprocService",
 }
 
 
@@ -69,6 +70,10 @@ _WIRING: Mapping[str, tuple[str, str]] = {
         "sessionkit.testing.aws.wiring:role",
     ),
     "athena": ("sessionkit.testing.aws.wiring:athena", "sessionkit.testing.aws.wiring:role"),
+    "dataproc": (
+        "sessionkit.testing.gcp.dataproc:wiring_keywords",
+        "sessionkit.testing.gcp.dataproc:wiring_role",
+    ),
 }
 
 
@@ -261,8 +266,12 @@ class Emulator:
             config: A botocore ``Config`` for the client.
 
         Returns:
-            A boto3 client.
+            A boto3 client (for ``"dataproc"``: a Google ``SessionControllerClient``).
         """
+        if service == "dataproc":
+            from sessionkit.testing.gcp.dataproc import client
+
+            return client(self)
         return self.boto3_session().client(
             service,
             config=config or Config(retries={"mode": "standard", "total_max_attempts": 1}),
