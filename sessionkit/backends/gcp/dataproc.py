@@ -452,6 +452,7 @@ class DataprocBackend(Backend):
         self.endpoint_url = endpoint_url
         self._client: Any = client
         self._lock = threading.Lock()
+        self._sparks: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"DataprocBackend(project={self.project!r}, region={self.region!r})"
@@ -685,7 +686,14 @@ class DataprocBackend(Backend):
                 "(its channel authenticates with your Google credentials): "
                 "pip install dataproc-spark-connect"
             ) from exc
+        with self._lock:
+            current = self._sparks.get(session.id)
+        if current is not None and not getattr(current, "is_stopped", False):
+            return current
         endpoint = self._endpoint(session.id)
         session_uuid = str(session.info.raw.get("uuid") or "")
         builder = channels.DataprocChannelBuilder(spark_connect_url(endpoint.url, session_uuid))
-        return spark_connect.DataprocSparkSession(connection=builder)
+        spark = spark_connect.DataprocSparkSession(connection=builder)
+        with self._lock:
+            self._sparks[session.id] = spark
+        return spark

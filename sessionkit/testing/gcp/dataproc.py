@@ -93,6 +93,10 @@ class DataprocTimeline:
         default_ttl: The service's TTL when the request gives none (24 hours).
         dcus: Data compute units a running session holds (for ``approximate_usage``).
         shuffle_gb: Shuffle storage a running session holds, in GB.
+        max_page_size: The most sessions one ListSessions page holds, whatever the caller asks
+            (the service "may return fewer").
+        honor_request_id: Whether a repeated ``request_id`` is ignored (as documented); turn it
+            off to make a retried create meet ALREADY_EXISTS instead.
     """
 
     creating: float = 60.0
@@ -101,6 +105,8 @@ class DataprocTimeline:
     default_ttl: float = 86400.0
     dcus: float = 4.0
     shuffle_gb: float = 100.0
+    max_page_size: int = 100
+    honor_request_id: bool = True
 
 
 @attrs.define(kw_only=True)
@@ -341,7 +347,7 @@ class DataprocService(EmulatedService):
             raise EmulatedError("INVALID_ARGUMENT", f"Invalid JSON payload: {exc}", 400) from exc
         self._check(message)
         name = f"{parent}/sessions/{session_id}"
-        if request_id and request_id in self._requests:
+        if request_id and request_id in self._requests and self.timeline.honor_request_id:
             # The same request again: ignored, the first session stands.
             return self._operation(self._find(self._requests[request_id]), "CREATE")
         for existing in self._sessions.values():
@@ -350,9 +356,7 @@ class DataprocService(EmulatedService):
         session = _Session(
             name=name,
             uuid=self._uuid(),
-            message=json.loads(
-                dataproc_v1.Session.to_json(message, including_default_value_fields=False)
-            ),
+            message=json_format.MessageToDict(dataproc_v1.Session.pb(message)),
             request_id=request_id,
             created=self.now,
             state_since=self.now,
@@ -398,8 +402,9 @@ class DataprocService(EmulatedService):
         query = params["query"]
         matches = self._filter(query.get("filter", ""))
         size = int(query.get("pageSize") or 100)
-        if not 1 <= size <= 1000:
+        if size < 1:
             size = 100
+        size = min(size, self.timeline.max_page_size)
         listed = [
             self._settle(s)
             for s in sorted(self._sessions.values(), key=lambda s: (s.created, s.name))
@@ -456,10 +461,10 @@ class DataprocService(EmulatedService):
 
     def _dump(self, message: Any, params: Mapping[str, Any]) -> dict[str, Any]:
         integers = "enum-encoding=int" in params["query"].get("$alt", "")
-        text = type(message).to_json(
-            message, use_integers_for_enums=integers, including_default_value_fields=False
+        # Only fields with a value, as the service sends them.
+        result: dict[str, Any] = json_format.MessageToDict(
+            type(message).pb(message), use_integers_for_enums=integers
         )
-        result: dict[str, Any] = json.loads(text)
         return result
 
 
