@@ -150,6 +150,7 @@ class DataprocService(EmulatedService):
         self.timeouts: list[Any] = []
         self._sessions: dict[str, _Session] = {}
         self._requests: dict[str, str] = {}
+        self._operations: dict[str, tuple[str, str]] = {}
         self._lock = threading.RLock()
 
     # -- test controls -------------------------------------------------------------------------
@@ -306,7 +307,9 @@ class DataprocService(EmulatedService):
         )
         return message
 
-    def _operation(self, session: _Session, kind: str, done: bool = False) -> dict[str, Any]:
+    def _operation(
+        self, session: _Session, kind: str, done: bool = False, name: str | None = None
+    ) -> dict[str, Any]:
         project, _, region = session.name.split("/")[1:4]
         metadata = dataproc_v1.SessionOperationMetadata(
             session=session.name,
@@ -317,11 +320,10 @@ class DataprocService(EmulatedService):
         )
         packed = any_pb2.Any()
         packed.Pack(dataproc_v1.SessionOperationMetadata.pb(metadata))
-        operation = operations_pb2.Operation(
-            name=f"projects/{project}/regions/{region}/operations/{self.emulator.new_id(32)}",
-            metadata=packed,
-            done=done,
-        )
+        if name is None:
+            name = f"projects/{project}/regions/{region}/operations/{self.emulator.new_id(32)}"
+            self._operations[name] = (session.name, kind)
+        operation = operations_pb2.Operation(name=name, metadata=packed, done=done)
         if done and kind == "CREATE":
             operation.response.Pack(dataproc_v1.Session.pb(self._message(session)))
         result: dict[str, Any] = json.loads(json_format.MessageToJson(operation))
@@ -450,8 +452,14 @@ class DataprocService(EmulatedService):
         return operation
 
     def op_get_operation(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``GET /v1/{name}`` of an operation: not kept; answers NOT_FOUND like an expired one."""
-        raise EmulatedError("NOT_FOUND", "Operation not found", 404)
+        """``GET /v1/{name}`` of an operation: a create is done once the session left CREATING."""
+        name = f"projects/{params['project']}/regions/{params['region']}/operations/{params['op']}"
+        if name not in self._operations:
+            raise EmulatedError("NOT_FOUND", f"Operation not found: {name}", 404)
+        session_name, kind = self._operations[name]
+        session = self._settle(self._find(session_name))
+        done = session.state != "CREATING" if kind == "CREATE" else session.state in _ENDED
+        return self._operation(session, kind, done=done or session.deleted, name=name)
 
     def _name(self, params: Mapping[str, Any]) -> str:
         return (
@@ -665,7 +673,11 @@ def client(emulator: Emulator) -> dataproc_v1.SessionControllerClient:
     transport = SessionControllerRestTransport(host=HOST, credentials=AnonymousCredentials())  # type: ignore[no-untyped-call,unused-ignore]
     # The transport's HTTP session is a requests.Session (google.auth's AuthorizedSession);
     # mounting an adapter for the emulator host keeps everything above the socket real.
-    transport._session.mount(HOST, _Adapter(emulator))
+    adapter = _Adapter(emulator)
+    transport._session.mount(HOST, adapter)
+    # Operations (``operation.done()``, ``.result()``) go through a client of their own.
+    operations: Any = transport.operations_client
+    operations._transport._session.mount(HOST, adapter)
     return dataproc_v1.SessionControllerClient(transport=transport)
 
 
