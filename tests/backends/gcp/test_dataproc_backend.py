@@ -520,3 +520,70 @@ def test_import_sessionkit_imports_no_google() -> None:
 def test_backend_repr_has_no_client_or_credentials() -> None:
     backend = DataprocBackend(project="my-project", region="europe-west1", credentials="SECRET")
     assert "SECRET" not in repr(backend)
+
+
+# ----------------------------------------------------------------------------- DESIGN v2 fields
+
+
+def test_v2_model_fields_are_filled_when_the_models_have_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """resource_name, tags and the Dataproc usage fields reach models that declare them."""
+    import attrs
+
+    from sessionkit.backends.gcp import dataproc as module
+
+    @attrs.frozen(kw_only=True)
+    class UsageV2(Usage):
+        dcu_seconds: float | None = None
+        shuffle_storage_gb_seconds: float | None = None
+
+    @attrs.frozen(kw_only=True)
+    class InfoV2(SessionInfo):
+        resource_name: str | None = None
+        tags: dict[str, str] = attrs.field(factory=dict)
+
+    monkeypatch.setattr(module, "Usage", UsageV2)
+    monkeypatch.setattr(module, "SessionInfo", InfoV2)
+    info = module.session_info(_record())
+    assert isinstance(info, InfoV2) and isinstance(info.usage, UsageV2)
+    assert info.resource_name == "projects/p-1234/locations/europe-west1/sessions/my-session"
+    assert info.tags == {"team": "data", "sessionkit-start-token": "abc"}
+    assert info.usage.dcu_seconds == 21600.0
+    assert info.usage.shuffle_storage_gb_seconds == 540000.0
+
+
+def test_spark_goes_through_dataproc_spark_connect(
+    emulator: Emulator, keywords: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the package present, spark() builds its channel on the session's endpoint."""
+    import types
+
+    built: list[str] = []
+
+    class FakeChannelBuilder:
+        def __init__(self, url: str) -> None:
+            built.append(url)
+            self.url = url
+
+    class FakeSparkSession:
+        is_stopped = False
+
+        def __init__(self, connection: FakeChannelBuilder) -> None:
+            self.connection = connection
+
+    package = types.ModuleType("google.cloud.dataproc_spark_connect")
+    package.DataprocSparkSession = FakeSparkSession  # type: ignore[attr-defined]
+    channels = types.ModuleType("google.cloud.dataproc_spark_connect.client")
+    channels.DataprocChannelBuilder = FakeChannelBuilder  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "google.cloud.dataproc_spark_connect", package)
+    monkeypatch.setitem(sys.modules, "google.cloud.dataproc_spark_connect.client", channels)
+    with sessionkit.open_session("dataproc", spark_connect=True, **keywords) as session:
+        spark = session.spark()
+        assert isinstance(spark, FakeSparkSession)
+        message = _service(emulator).session_message(session.id)
+        url = message.runtime_info.endpoints["Spark Connect Server"]
+        assert built == [f"{url}/;session_id={message.uuid};use_ssl=true"]
+        assert session.spark() is spark  # reused while open
+        spark.is_stopped = True
+        assert session.spark() is not spark  # a stopped one is replaced
