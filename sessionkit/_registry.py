@@ -40,6 +40,7 @@ _KNOWN: Mapping[str, tuple[str, str]] = MappingProxyType(
         "emr-serverless": ("sessionkit.backends.aws.emr_serverless:EmrServerlessBackend", "boto3"),
         "athena": ("sessionkit.backends.aws.athena:AthenaBackend", "boto3"),
         "livy": ("sessionkit.backends.livy.backend:LivyBackend", "sessionkit[livy]"),
+        "dataproc": ("sessionkit.backends.gcp.dataproc:DataprocBackend", "sessionkit[dataproc]"),
     }
 )
 

@@ -479,6 +479,12 @@ class Session:
             NotSupportedError: When PySpark with Spark Connect is not installed, or the backend
                 has no Spark Connect endpoint.
         """
+        # A backend whose service needs its own Spark Connect client (Dataproc's) supplies it.
+        own = getattr(self._backend, "_spark", None)
+        if own is not None:
+            spark = own(self)
+            if spark is not None:
+                return spark
         try:
             from sessionkit import _spark
 

@@ -29,8 +29,8 @@ def test_builtin_backends_are_available() -> None:
 
 def test_unknown_backend_names_the_alternatives() -> None:
     with pytest.raises(BackendNotFoundError) as caught:
-        sessionkit.open_session("dataproc", role=ROLE)
-    assert "dataproc" in str(caught.value) and "glue" in str(caught.value)
+        sessionkit.open_session("no-such-backend", role=ROLE)
+    assert "no-such-backend" in str(caught.value) and "glue" in str(caught.value)
     assert isinstance(caught.value, LookupError)
 
 

@@ -52,6 +52,7 @@ _SERVICES: Mapping[str, str] = {
     "athena": "sessionkit.testing.aws.athena:AthenaService",
     "s3": "sessionkit.testing.aws.s3:S3Service",
     "livy": "sessionkit.testing.livy.service:LivyService",
+    "dataproc": "sessionkit.testing.gcp.dataproc:DataprocService",
 }
 
 
@@ -66,6 +67,10 @@ _WIRING: Mapping[str, tuple[str, str]] = {
     ),
     "athena": ("sessionkit.testing.aws.wiring:athena", "sessionkit.testing.aws.wiring:role"),
     "livy": ("sessionkit.testing.livy.wiring:keywords", "sessionkit.testing.livy.wiring:role"),
+    "dataproc": (
+        "sessionkit.testing.gcp.dataproc:wiring_keywords",
+        "sessionkit.testing.gcp.dataproc:wiring_role",
+    ),
 }
 
 #: Each provider's transport, ``"module:Class"`` of a class built as ``Class(emulator)``.
@@ -283,8 +288,13 @@ class Emulator:
             config: A botocore ``Config`` for the client.
 
         Returns:
-            A boto3 client (``"livy"``: an ``httpx.Client`` bound to the emulated Livy server).
+            A boto3 client (``"livy"``: an ``httpx.Client`` bound to the emulated Livy server;
+            ``"dataproc"``: a Google ``SessionControllerClient``).
         """
+        if service == "dataproc":
+            from sessionkit.testing.gcp.dataproc import client
+
+            return client(self)
         if service == "livy":
             return _load("sessionkit.testing.livy.wiring:client")(self)
         return self._aws.client(service, config=config)

@@ -1,0 +1,1 @@
+"""Emulated Google Cloud services: the Dataproc Serverless sessions API."""
