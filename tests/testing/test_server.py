@@ -22,6 +22,7 @@ from botocore.config import Config
 
 from sessionkit import SessionState, attach_session, open_session
 from sessionkit.testing import Emulator
+from sessionkit.testing.emulator import emulated_backends
 from sessionkit.testing.server import EmulatorServer, ScaledClock, main
 from tests.conftest import ROLE
 
@@ -232,7 +233,7 @@ def test_main_serves_until_interrupted() -> None:
         assert first.startswith("sessionkit emulator serving on http://127.0.0.1:")
         url = first.split()[4]
         assert process.stdout.readline().strip() == f"export SESSIONKIT_EMULATOR_URL={url}"
-        assert control(url, "GET", "health")["backends"] == ["athena", "emr-serverless", "glue"]
+        assert control(url, "GET", "health")["backends"] == emulated_backends()
         work_group = control(url, "POST", "locations", {"backend": "athena", "name": "wg"})
         athena = remote(url, "athena")
         assert athena.get_work_group(WorkGroup="wg")["WorkGroup"]["Name"] == "wg"

@@ -542,12 +542,9 @@ def answer(
             EmulatedError("INVALID_ARGUMENT", "Invalid JSON payload received", 400),
         )
     params: dict[str, Any] = {**route, "query": dict(query), "body": decoded}
-    from sessionkit.testing.emulator import Call
 
     def log(outcome: str) -> None:
-        emulator.calls.append(
-            Call(service="dataproc", operation=operation, at=at, params=params, outcome=outcome)
-        )
+        emulator.record("dataproc", operation, at, params, outcome)
 
     lose = False
     for fault in list(emulator.faults):
@@ -603,11 +600,8 @@ def _route(method: str, path: str) -> tuple[str, dict[str, str]]:
 def _error_response(
     emulator: Emulator, operation: str, at: float, params: dict[str, Any], error: EmulatedError
 ) -> tuple[int, dict[str, str], bytes]:
-    from sessionkit.testing.emulator import Call
 
-    emulator.calls.append(
-        Call(service="dataproc", operation=operation, at=at, params=params, outcome=error.code)
-    )
+    emulator.record("dataproc", operation, at, params, error.code)
     status = _HTTP_STATUS.get(error.code, error.status)
     payload = {"error": {"code": status, "message": error.message, "status": error.code}}
     return status, {"Content-Type": "application/json; charset=UTF-8"}, json.dumps(payload).encode()

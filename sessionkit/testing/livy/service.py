@@ -540,8 +540,6 @@ def answer(
         ConnectionRefused: An injected connection error (drop the connection, send nothing).
         AnswerLost: An injected lost answer: the request was processed (drop the connection).
     """
-    from sessionkit.testing.emulator import Call
-
     service: LivyService = emulator.service("livy")  # type: ignore[assignment]
     lower = {k.lower(): v for k, v in headers.items()}
     method = method.upper()
@@ -568,9 +566,7 @@ def answer(
         at = emulator.clock.monotonic()
 
         def log(outcome: str) -> None:
-            emulator.calls.append(
-                Call(service="livy", operation=operation, at=at, params=params, outcome=outcome)
-            )
+            emulator.record("livy", operation, at, params, outcome)
 
         lose = False
         for fault in list(emulator.faults):
