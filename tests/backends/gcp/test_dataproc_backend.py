@@ -587,3 +587,36 @@ def test_spark_goes_through_dataproc_spark_connect(
         assert session.spark() is spark  # reused while open
         spark.is_stopped = True
         assert session.spark() is not spark  # a stopped one is replaced
+
+
+def test_eight_threads_racing_on_one_name_end_with_one_owner(
+    emulator: Emulator, keywords: dict[str, Any]
+) -> None:
+    import threading
+
+    emulator.inject("throttle", service="dataproc", operations="CreateSession", rate=0.3)
+    owners: list[sessionkit.Session] = []
+    refused: list[ServiceError] = []
+    lock = threading.Lock()
+
+    def contend() -> None:
+        try:
+            session = sessionkit.open_session("dataproc", name="contested", wait=False, **keywords)
+        except ServiceError as exc:
+            with lock:
+                refused.append(exc)
+        else:
+            with lock:
+                owners.append(session)
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(owners) == 1
+    assert len(refused) == 7
+    assert {exc.code for exc in refused} == {"ALREADY_EXISTS"}
+    assert emulator.created_sessions()["dataproc"] == 1
+    assert emulator.call_count("dataproc", "TerminateSession") == 0
+    owners[0].stop()
