@@ -257,8 +257,12 @@ def build_create_request(
     try:
         dataproc_v1.Session(session)
     except (ValueError, TypeError, KeyError) as exc:
+        # The SDK's message can start with the offending value; never echo a value.
+        problem = re.sub(r"^.* has type", "a value has type", str(exc).splitlines()[0])
         raise InvalidConfigError(
-            "options", f"is not a valid dataproc Session message ({exc}); use its field names"
+            "options",
+            f"is not a valid dataproc Session message ({problem}); use the Session's field "
+            "names and types",
         ) from exc
     return {
         "parent": f"projects/{project}/locations/{region}",
