@@ -532,11 +532,21 @@ class DataprocBackend(Backend):
                 raise
             raise translated from exc
 
+    #: The request message of each RPC (the SDK's own types, so any client reads them).
+    _REQUESTS: ClassVar[Mapping[str, Any]] = {
+        "CreateSession": dataproc_v1.CreateSessionRequest,
+        "GetSession": dataproc_v1.GetSessionRequest,
+        "ListSessions": dataproc_v1.ListSessionsRequest,
+        "TerminateSession": dataproc_v1.TerminateSessionRequest,
+        "DeleteSession": dataproc_v1.DeleteSessionRequest,
+    }
+
     def _call(self, operation: str, method: str, request: Mapping[str, Any]) -> Any:
         """One attempt at one RPC, with a deadline and the SDK's own retries off."""
         call: Callable[..., Any] = getattr(self.client(), method)
+        message = self._REQUESTS[operation](request)
         try:
-            return call(request=request, retry=None, timeout=CALL_TIMEOUT)
+            return call(request=message, retry=None, timeout=CALL_TIMEOUT)
         except Exception as exc:
             translated = translate_error(exc, operation=operation)
             if translated is exc:

@@ -620,3 +620,42 @@ def test_eight_threads_racing_on_one_name_end_with_one_owner(
     assert emulator.created_sessions()["dataproc"] == 1
     assert emulator.call_count("dataproc", "TerminateSession") == 0
     owners[0].stop()
+
+
+def test_calls_send_sdk_request_messages_without_sdk_retries() -> None:
+    """Against a bare stand-in client: typed requests, retry=None and a deadline on each call."""
+    seen: list[tuple[str, Any, dict[str, Any]]] = []
+    record = _record(
+        state="ACTIVE", name="projects/my-project/locations/europe-west1/sessions/abcd"
+    )
+
+    class StandIn:
+        def __getattr__(self, method: str) -> Any:
+            def call(*, request: Any, **options: Any) -> Any:
+                seen.append((method, request, options))
+                if method == "list_sessions":
+                    return dataproc_v1.ListSessionsResponse(sessions=[record])
+                return record
+
+            return call
+
+    backend = DataprocBackend(project="my-project", region="europe-west1", client=StandIn())
+    backend._describe("abcd")
+    backend._list_page(frozenset({SessionState.READY}), None)
+    backend._stop("abcd")
+    backend._delete("abcd")
+    kinds = {
+        "get_session": dataproc_v1.GetSessionRequest,
+        "list_sessions": dataproc_v1.ListSessionsRequest,
+        "terminate_session": dataproc_v1.TerminateSessionRequest,
+        "delete_session": dataproc_v1.DeleteSessionRequest,
+    }
+    assert [method for method, _, _ in seen] == list(kinds)
+    for method, request, options in seen:
+        assert isinstance(request, kinds[method])
+        assert options["retry"] is None
+        assert 0 < options["timeout"] <= 20
+    assert seen[0][1].name == "projects/my-project/locations/europe-west1/sessions/abcd"
+    assert seen[1][1].filter == "(state = ACTIVE)"
+    assert seen[1][1].parent == "projects/my-project/locations/europe-west1"
+    assert seen[2][1].request_id  # a fresh id per terminate
