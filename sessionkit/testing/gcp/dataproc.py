@@ -38,7 +38,7 @@ from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
 if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator
 
-__all__ = ["DataprocService", "DataprocTimeline", "answer", "client"]
+__all__ = ["DataprocService", "DataprocTimeline", "LostAnswer", "answer", "client"]
 
 #: The host the in-process client is pointed at (never resolved: the adapter answers).
 HOST = "https://dataproc.emulator.invalid"
