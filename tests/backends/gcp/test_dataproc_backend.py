@@ -659,3 +659,17 @@ def test_calls_send_sdk_request_messages_without_sdk_retries() -> None:
     assert seen[1][1].filter == "(state = ACTIVE)"
     assert seen[1][1].parent == "projects/my-project/locations/europe-west1"
     assert seen[2][1].request_id  # a fresh id per terminate
+
+
+def test_missing_sdk_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['google'] = None\n"
+        "import sessionkit\n"
+        "try:\n"
+        "    sessionkit.open_session('dataproc', project='my-project', region='europe-west1')\n"
+        "except sessionkit.errors.BackendNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "[dataproc]" in done.stdout
