@@ -257,8 +257,12 @@ def build_create_request(
     try:
         dataproc_v1.Session(session)
     except (ValueError, TypeError, KeyError) as exc:
+        # The SDK's message can start with the offending value; never echo a value.
+        problem = re.sub(r"^.* has type", "a value has type", str(exc).splitlines()[0])
         raise InvalidConfigError(
-            "options", f"is not a valid dataproc Session message ({exc}); use its field names"
+            "options",
+            f"is not a valid dataproc Session message ({problem}); use the Session's field "
+            "names and types",
         ) from exc
     return {
         "parent": f"projects/{project}/locations/{region}",
@@ -528,11 +532,21 @@ class DataprocBackend(Backend):
                 raise
             raise translated from exc
 
+    #: The request message of each RPC (the SDK's own types, so any client reads them).
+    _REQUESTS: ClassVar[Mapping[str, Any]] = {
+        "CreateSession": dataproc_v1.CreateSessionRequest,
+        "GetSession": dataproc_v1.GetSessionRequest,
+        "ListSessions": dataproc_v1.ListSessionsRequest,
+        "TerminateSession": dataproc_v1.TerminateSessionRequest,
+        "DeleteSession": dataproc_v1.DeleteSessionRequest,
+    }
+
     def _call(self, operation: str, method: str, request: Mapping[str, Any]) -> Any:
         """One attempt at one RPC, with a deadline and the SDK's own retries off."""
         call: Callable[..., Any] = getattr(self.client(), method)
+        message = self._REQUESTS[operation](request)
         try:
-            return call(request=request, retry=None, timeout=CALL_TIMEOUT)
+            return call(request=message, retry=None, timeout=CALL_TIMEOUT)
         except Exception as exc:
             translated = translate_error(exc, operation=operation)
             if translated is exc:

@@ -38,7 +38,7 @@ from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
 if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator
 
-__all__ = ["DataprocService", "DataprocTimeline", "answer", "client"]
+__all__ = ["DataprocService", "DataprocTimeline", "LostAnswer", "answer", "client"]
 
 #: The host the in-process client is pointed at (never resolved: the adapter answers).
 HOST = "https://dataproc.emulator.invalid"
@@ -524,6 +524,19 @@ def answer(
         ConnectionResetError: For an injected connection error (drop the connection).
         LostAnswer: For an injected lost answer, after the request was processed.
     """
+    # One lock for the whole call, as for the AWS services: fault dice, the call log and the
+    # state machine stay consistent under threads.
+    with emulator._lock:
+        return _answer(emulator, method, path, query, body)
+
+
+def _answer(
+    emulator: Emulator,
+    method: str,
+    path: str,
+    query: Mapping[str, str] | str,
+    body: bytes | str | None,
+) -> tuple[int, dict[str, str], bytes]:
     service: DataprocService = emulator.service("dataproc")  # type: ignore[assignment]
     if isinstance(query, str):
         query = dict(parse_qsl(query, keep_blank_values=True))
@@ -578,8 +591,7 @@ def answer(
     try:
         if operation == "Unknown":
             raise EmulatedError("NOT_FOUND", f"no such method: {method} {path}", 404)
-        with service._lock:
-            result = service.handler(operation)(params)
+        result = service.handler(operation)(params)
     except EmulatedError as error:
         return _error_response(emulator, operation, at, params, error)
     if lose:

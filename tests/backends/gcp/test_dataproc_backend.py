@@ -587,3 +587,89 @@ def test_spark_goes_through_dataproc_spark_connect(
         assert session.spark() is spark  # reused while open
         spark.is_stopped = True
         assert session.spark() is not spark  # a stopped one is replaced
+
+
+def test_eight_threads_racing_on_one_name_end_with_one_owner(
+    emulator: Emulator, keywords: dict[str, Any]
+) -> None:
+    import threading
+
+    emulator.inject("throttle", service="dataproc", operations="CreateSession", rate=0.3)
+    owners: list[sessionkit.Session] = []
+    refused: list[ServiceError] = []
+    lock = threading.Lock()
+
+    def contend() -> None:
+        try:
+            session = sessionkit.open_session("dataproc", name="contested", wait=False, **keywords)
+        except ServiceError as exc:
+            with lock:
+                refused.append(exc)
+        else:
+            with lock:
+                owners.append(session)
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(owners) == 1
+    assert len(refused) == 7
+    assert {exc.code for exc in refused} == {"ALREADY_EXISTS"}
+    assert emulator.created_sessions()["dataproc"] == 1
+    assert emulator.call_count("dataproc", "TerminateSession") == 0
+    owners[0].stop()
+
+
+def test_calls_send_sdk_request_messages_without_sdk_retries() -> None:
+    """Against a bare stand-in client: typed requests, retry=None and a deadline on each call."""
+    seen: list[tuple[str, Any, dict[str, Any]]] = []
+    record = _record(
+        state="ACTIVE", name="projects/my-project/locations/europe-west1/sessions/abcd"
+    )
+
+    class StandIn:
+        def __getattr__(self, method: str) -> Any:
+            def call(*, request: Any, **options: Any) -> Any:
+                seen.append((method, request, options))
+                if method == "list_sessions":
+                    return dataproc_v1.ListSessionsResponse(sessions=[record])
+                return record
+
+            return call
+
+    backend = DataprocBackend(project="my-project", region="europe-west1", client=StandIn())
+    backend._describe("abcd")
+    backend._list_page(frozenset({SessionState.READY}), None)
+    backend._stop("abcd")
+    backend._delete("abcd")
+    kinds = {
+        "get_session": dataproc_v1.GetSessionRequest,
+        "list_sessions": dataproc_v1.ListSessionsRequest,
+        "terminate_session": dataproc_v1.TerminateSessionRequest,
+        "delete_session": dataproc_v1.DeleteSessionRequest,
+    }
+    assert [method for method, _, _ in seen] == list(kinds)
+    for method, request, options in seen:
+        assert isinstance(request, kinds[method])
+        assert options["retry"] is None
+        assert 0 < options["timeout"] <= 20
+    assert seen[0][1].name == "projects/my-project/locations/europe-west1/sessions/abcd"
+    assert seen[1][1].filter == "(state = ACTIVE)"
+    assert seen[1][1].parent == "projects/my-project/locations/europe-west1"
+    assert seen[2][1].request_id  # a fresh id per terminate
+
+
+def test_missing_sdk_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['google'] = None\n"
+        "import sessionkit\n"
+        "try:\n"
+        "    sessionkit.open_session('dataproc', project='my-project', region='europe-west1')\n"
+        "except sessionkit.errors.BackendNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "[dataproc]" in done.stdout

@@ -333,3 +333,13 @@ def test_expiry_uses_the_policy_clock(emulator: Emulator, keywords: dict[str, An
     expected = emulator.clock.now().timestamp() + 3 * 3600
     assert abs(int(sent["body"]["labels"]["sessionkit-expires-at"]) - expected) <= 5
     assert datetime.fromtimestamp(expected, timezone.utc) > datetime.now(timezone.utc)
+
+
+def test_rejected_options_never_echo_a_value(emulator: Emulator, keywords: dict[str, Any]) -> None:
+    message = _rejected(
+        emulator,
+        keywords,
+        "options",
+        options={"runtime_config": {"properties": {"spark.hadoop.fs.s3a.secret.key": 987654321}}},
+    )
+    assert "987654321" not in message
