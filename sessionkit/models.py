@@ -198,18 +198,6 @@ def _str_mapping(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> 
             )
 
 
-_ROLE_ARN = re.compile(r"arn:aws[a-zA-Z0-9-]*:iam::\d{12}:role/.+")
-
-
-def _role_arn(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    _optional_str(instance, attribute, value)
-    if value is not None and not _ROLE_ARN.fullmatch(value):
-        raise InvalidConfigError(
-            "role",
-            f"must be an IAM role ARN like 'arn:aws:iam::123456789012:role/NAME', got {value!r}",
-        )
-
-
 def _repr_conf(conf: Mapping[str, str]) -> str:
     return repr(redact_conf(conf))
 
@@ -226,7 +214,9 @@ class SessionConfig:
     Attributes:
         name: A name for the session (Glue: the session ``Id``).
         description: Free text describing the session.
-        role: The IAM role ARN the session runs as.
+        role: The identity the session runs as, in the provider's form (checked by the
+            backend): an IAM role ARN on AWS, a service-account e-mail on Dataproc, the proxy
+            user on Livy.
         idle_timeout: Stop the session after this long without work.
         max_duration: Stop the session after this long in any case (Glue ``Timeout``).
         spark_conf: Spark properties, e.g. ``{"spark.sql.shuffle.partitions": "64"}``.
@@ -243,7 +233,7 @@ class SessionConfig:
 
     name: str | None = attrs.field(default=None, validator=_optional_str)
     description: str | None = attrs.field(default=None, validator=_optional_str)
-    role: str | None = attrs.field(default=None, validator=_role_arn)
+    role: str | None = attrs.field(default=None, validator=_optional_str)
     idle_timeout: timedelta | None = attrs.field(
         default=None, converter=_to_optional_timedelta, validator=_optional_positive_duration
     )
@@ -334,6 +324,8 @@ class Usage:
             ``billedResourceUtilization``).
         execution_seconds: Wall-clock run time (Glue ``ExecutionTime``, EMR Serverless
             ``totalExecutionDurationSeconds``).
+        dcu_seconds: Data Compute Unit seconds (Dataproc ``runtime_info.approximate_usage``).
+        shuffle_storage_gb_seconds: Shuffle storage GB-seconds (Dataproc).
     """
 
     dpu_seconds: float | None = None
@@ -342,6 +334,8 @@ class Usage:
     storage_gb_hours: float | None = None
     billed: Usage | None = None
     execution_seconds: float | None = None
+    dcu_seconds: float | None = None
+    shuffle_storage_gb_seconds: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -361,7 +355,12 @@ class SessionInfo:
         ended_at: When it ended.
         idle_since: Since when it has been idle.
         idle_timeout: The idle timeout in force.
-        arn: The session's ARN, where the service has one.
+        arn: The session's ARN (AWS only, where the service returns one).
+        resource_name: The service's full name for the session: the ARN on AWS (where
+            returned), ``projects/P/locations/R/sessions/S`` on Dataproc, the session URL on
+            Livy; defaults to :attr:`arn`.
+        progress: Start-up progress from 0 to 1, where the service reports one.
+        tags: The session's tags (labels on Dataproc), where the answer carries them.
         usage: Resources consumed so far.
         raw: The service's own record, read-only.
     """
@@ -378,6 +377,11 @@ class SessionInfo:
     idle_since: datetime | None = attrs.field(default=None, converter=_aware)
     idle_timeout: timedelta | None = None
     arn: str | None = None
+    resource_name: str | None = attrs.field(
+        default=attrs.Factory(lambda self: self.arn, takes_self=True)
+    )
+    progress: float | None = None
+    tags: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
     usage: Usage = attrs.field(factory=Usage)
     raw: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_frozen_mapping, repr=False, eq=False, hash=False

@@ -25,7 +25,7 @@ from botocore.model import OperationModel, Shape
 from sessionkit._version import __version__
 from sessionkit.backends.base import Backend
 from sessionkit.errors import InvalidConfigError, ServiceError, ThrottledError
-from sessionkit.models import redact_text
+from sessionkit.models import SessionConfig, redact_text
 
 __all__ = [
     "THROTTLING_CODES",
@@ -201,6 +201,10 @@ class ClientFactory:
                         "region", "no AWS region is set: pass region=... or set AWS_REGION"
                     ) from exc
             return per_session[key]
+
+
+#: An IAM role ARN in any partition (ASCII digits only: ``\d`` would match other scripts).
+_ROLE_ARN = re.compile(r"arn:aws[a-zA-Z0-9-]*:iam::[0-9]{12}:role/[\x21-\x7e]+", re.ASCII)
 
 
 def _profile_session(profile: str) -> boto3.session.Session:
@@ -482,6 +486,16 @@ class AwsBackend(Backend):
         if "max_attempts" in settings:
             return max(1, int(settings["max_attempts"]) + 1)
         return 5 if settings.get("mode") == "legacy" else 3
+
+    def check_supported(self, config: SessionConfig) -> None:
+        """Reject unsupported fields, and a ``role`` that is not an IAM role ARN."""
+        super().check_supported(config)
+        if config.role is not None and not _ROLE_ARN.fullmatch(config.role):
+            raise InvalidConfigError(
+                "role",
+                f"the {self.name} backend needs an IAM role ARN like "
+                f"'arn:aws:iam::123456789012:role/NAME', got {config.role!r}",
+            )
 
     def _call(self, method: str, **params: Any) -> Any:
         """Call ``client.<method>(**params)`` once, translating botocore errors."""

@@ -100,12 +100,6 @@ def _record(**fields: Any) -> dataproc_v1.Session:
     return dataproc_v1.Session(base)
 
 
-def _has(cls: type, field: str) -> bool:
-    import attrs
-
-    return field in attrs.fields_dict(cls)
-
-
 def test_session_info_translation() -> None:
     info = session_info(_record())
     assert info.id == "my-session"
@@ -124,26 +118,16 @@ def test_session_info_translation() -> None:
     assert info.raw["labels"]["team"] == "data"
 
 
-@pytest.mark.xfail(
-    not (_has(SessionInfo, "resource_name") and _has(SessionInfo, "tags")),
-    reason="sessionkit.models.SessionInfo has no resource_name/tags yet (DESIGN v2 section 3)",
-    strict=True,
-)
 def test_session_info_resource_name_and_tags() -> None:
     info = session_info(_record())
-    assert info.resource_name == "projects/p-1234/locations/europe-west1/sessions/my-session"  # type: ignore[attr-defined]
-    assert info.tags == {"team": "data", "sessionkit-start-token": "abc"}  # type: ignore[attr-defined]
+    assert info.resource_name == "projects/p-1234/locations/europe-west1/sessions/my-session"
+    assert info.tags == {"team": "data", "sessionkit-start-token": "abc"}
 
 
-@pytest.mark.xfail(
-    not _has(Usage, "dcu_seconds"),
-    reason="sessionkit.models.Usage has no dcu_seconds yet (DESIGN v2 section 3)",
-    strict=True,
-)
 def test_session_info_usage() -> None:
     usage = session_info(_record()).usage
-    assert usage.dcu_seconds == 21600.0  # type: ignore[attr-defined]
-    assert usage.shuffle_storage_gb_seconds == 540000.0  # type: ignore[attr-defined]
+    assert usage.dcu_seconds == 21600.0
+    assert usage.shuffle_storage_gb_seconds == 540000.0
 
 
 def test_a_new_state_is_unknown_not_a_crash() -> None:
@@ -573,9 +557,9 @@ def test_spark_goes_through_dataproc_spark_connect(
             self.connection = connection
 
     package = types.ModuleType("google.cloud.dataproc_spark_connect")
-    package.DataprocSparkSession = FakeSparkSession  # type: ignore[attr-defined]
+    package.DataprocSparkSession = FakeSparkSession
     channels = types.ModuleType("google.cloud.dataproc_spark_connect.client")
-    channels.DataprocChannelBuilder = FakeChannelBuilder  # type: ignore[attr-defined]
+    channels.DataprocChannelBuilder = FakeChannelBuilder
     monkeypatch.setitem(sys.modules, "google.cloud.dataproc_spark_connect", package)
     monkeypatch.setitem(sys.modules, "google.cloud.dataproc_spark_connect.client", channels)
     with sessionkit.open_session("dataproc", spark_connect=True, **keywords) as session:

@@ -14,21 +14,6 @@ from sessionkit.errors import InvalidConfigError
 from sessionkit.models import SessionConfig
 from sessionkit.testing import Emulator
 
-#: The core SessionConfig of this tree may still accept only IAM role ARNs (DESIGN v2 moves the
-#: shape of ``role`` to the backend); these tests run for real once it does.
-try:
-    SessionConfig(role="sa@my-project.iam.gserviceaccount.com")
-    CORE_ACCEPTS_SERVICE_ACCOUNTS = True
-except InvalidConfigError:
-    CORE_ACCEPTS_SERVICE_ACCOUNTS = False
-
-needs_service_account_roles = pytest.mark.xfail(
-    not CORE_ACCEPTS_SERVICE_ACCOUNTS,
-    reason="sessionkit.models.SessionConfig still requires an IAM role ARN as role",
-    raises=InvalidConfigError,
-    strict=True,
-)
-
 
 @pytest.fixture
 def emulator() -> Emulator:
@@ -149,7 +134,6 @@ def test_options_merge_into_the_session_message(
     }
 
 
-@needs_service_account_roles
 def test_role_is_the_service_account(emulator: Emulator, keywords: dict[str, Any]) -> None:
     sent = _create(emulator, keywords, role="runner@my-project.iam.gserviceaccount.com")
     execution = sent["body"]["environmentConfig"]["executionConfig"]

@@ -150,12 +150,6 @@ def test_role_is_the_proxy_user_verbatim() -> None:
     assert body["proxyUser"] == role
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidConfigError,
-    reason="SessionConfig still checks role as an AWS ARN (models.py); DESIGN v2 moves that "
-    "check into the AWS backends, after which a plain Livy proxy user works",
-)
 def test_role_takes_a_plain_proxy_user() -> None:
     body, _ = build_create_request(SessionConfig(role="alice"))
     assert body["proxyUser"] == "alice"
@@ -443,12 +437,6 @@ def test_list_pages_with_from_and_size(emulator: Emulator, monkeypatch: pytest.M
         session.stop(wait=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="SessionInfo.resource_name (DESIGN v2 section 3) is not in models.py yet; the backend "
-    "fills it as soon as the field exists",
-)
 def test_resource_name_is_the_session_url(emulator: Emulator) -> None:
     with _open(emulator) as session:
         assert session.info.raw["id"] == int(session.id)
