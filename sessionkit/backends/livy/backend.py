@@ -610,11 +610,9 @@ class LivyBackend(Backend):
         try:
             answer = self._call("GET", "/version", operation="GetVersion")
         except ServiceError as exc:
-            if exc.retryable:
-                raise
-            logger.debug(
-                "livy server at %s has no /version (%s); sending idleTimeout", self.url, exc.code
-            )
+            # One look only: a server that cannot say gets idleTimeout, and _start falls back
+            # to the heartbeat if it refuses that field.
+            logger.debug("no version from the livy server at %s (%s)", self.url, exc.code)
             return
         version = answer.get("version") if isinstance(answer, Mapping) else None
         match = re.match(r"(\d+)\.(\d+)", str(version or ""))
@@ -763,7 +761,10 @@ class LivyBackend(Backend):
         sessions = [session_info(r, url=self.url) for r in records]
         total = page.get("total")
         following = start + len(records)
-        more = records and (not isinstance(total, int) or following < total)
+        # Without a total, a short page is the last (a server that ignores from/size too).
+        more = bool(records) and (
+            following < total if isinstance(total, int) else len(records) >= PAGE_SIZE
+        )
         return sessions, str(following) if more else None
 
     def _run(self, session_id: str, code: str) -> str:

@@ -326,6 +326,34 @@ def test_server_without_version_that_refuses_idle_timeout_falls_back(
         session.stop(wait=False)
 
 
+def test_a_failing_version_probe_is_not_retried_and_does_not_fail_the_open(
+    emulator: Emulator,
+) -> None:
+    emulator.inject("server_error", service="livy", operations="GetVersion")
+    with _open(emulator, idle_timeout=timedelta(minutes=5)):
+        pass
+    assert emulator.call_count(operation="GetVersion") == 1
+    assert _bodies(emulator)[0]["idleTimeout"] == "5m"
+
+
+def test_endpoint_is_not_supported(emulator: Emulator) -> None:
+    with _open(emulator) as session, pytest.raises(sessionkit.errors.NotSupportedError):
+        session.endpoint()
+
+
+def test_list_without_total_stops_at_a_short_page() -> None:
+    pages: list[Any] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        pages.append(dict(request.url.params))
+        # A server that ignores from/size and sends no total.
+        return httpx.Response(200, json={"sessions": [{"id": 1, "state": "idle"}]})
+
+    sessions, token = _backend(handler)._list_page(None, None)
+    assert [s.id for s in sessions] == ["1"]
+    assert token is None
+
+
 def test_explicit_idle_timeout_mode_makes_no_version_call(emulator: Emulator) -> None:
     session = sessionkit.open_session(
         "livy", idle_timeout_mode="idle_timeout", wait=False, **_keywords(emulator)
