@@ -381,6 +381,18 @@ def test_end_to_end_open_run_run_stop(emulator: Emulator) -> None:
     assert emulator.call_count(operation="DeleteSession") == 1
 
 
+def test_statements_use_the_kind_of_an_attached_session(emulator: Emulator) -> None:
+    owner = _open(emulator, options={"kind": "spark"})
+    try:
+        attached = sessionkit.attach_session("livy", owner.id, **_keywords(emulator))
+        with pytest.raises(StatementFailedError):
+            attached.run("val x = 1")  # the emulator runs Python only
+        (body,) = _bodies(emulator, "CreateStatement")
+        assert body == {"code": "val x = 1", "kind": "spark"}
+    finally:
+        owner.stop(wait=False)
+
+
 def test_failed_statement_raises_with_livy_error_fields(emulator: Emulator) -> None:
     with _open(emulator) as session, pytest.raises(StatementFailedError) as caught:
         session.run("undefined_name")
