@@ -158,11 +158,19 @@ def build_create_request(
     fields["kind"] = "options"
     if config.role is not None:
         body["proxyUser"] = config.role
-    idle = _idle_timeout(config)
-    if heartbeat:
-        body["heartbeatTimeoutInSecond"] = max(1, math.ceil(idle.total_seconds() - 1e-9))
-    else:
-        body["idleTimeout"] = format_duration(idle)
+    own_idle = {"idleTimeout", "heartbeatTimeoutInSecond"} & set(options)
+    if own_idle and config.idle_timeout is not None:
+        raise InvalidConfigError(
+            "idle_timeout",
+            f"also given as options[{sorted(own_idle)[0]!r}]; give the idle timeout once",
+        )
+    if not own_idle:
+        # The service's own key in options replaces sessionkit's default idle timeout.
+        idle = _idle_timeout(config)
+        if heartbeat:
+            body["heartbeatTimeoutInSecond"] = max(1, math.ceil(idle.total_seconds() - 1e-9))
+        else:
+            body["idleTimeout"] = format_duration(idle)
     if config.max_duration is not None:
         body["ttl"] = format_duration(config.max_duration)
     if config.spark_conf:
@@ -180,7 +188,8 @@ def build_create_request(
         if key in body and key != "conf":
             raise InvalidConfigError(
                 "options",
-                f"options[{key!r}] is also set by {fields.get(key, key)}=; give it once",
+                f"options[{key!r}] is what {fields.get(key, key)}= sets; give it as "
+                f"{fields.get(key, key)}= only",
             )
         if key == "conf" and "conf" in body:
             if not isinstance(value, Mapping):

@@ -168,6 +168,12 @@ def test_options_conf_merges_with_spark_conf() -> None:
     assert body["conf"] == {"a": "1", "b": "2"}
 
 
+def test_idle_timeout_key_in_options_replaces_the_default() -> None:
+    body, _ = build_create_request(SessionConfig(options={"heartbeatTimeoutInSecond": 600}))
+    assert body["heartbeatTimeoutInSecond"] == 600
+    assert "idleTimeout" not in body
+
+
 def test_heartbeat_mode_sends_heartbeat_timeout_in_seconds() -> None:
     body, _ = build_create_request(
         SessionConfig(idle_timeout=timedelta(seconds=90)), heartbeat=True
@@ -204,6 +210,8 @@ def test_unsupported_fields_are_rejected_before_any_call(
         ({"options": {"name": "x"}, "name": "y"}, "options"),
         ({"spark_conf": {"a": "1"}, "options": {"conf": {"a": "2"}}}, "spark_conf"),
         ({"options": {"kind": ""}}, "options"),
+        ({"options": {"name": "x"}}, "options"),
+        ({"idle_timeout": timedelta(minutes=5), "options": {"idleTimeout": "5m"}}, "idle_timeout"),
     ],
 )
 def test_invalid_combinations_are_rejected_before_any_call(
