@@ -749,7 +749,12 @@ class LivyBackend(Backend):
         heartbeat = self._heartbeats.pop(session_id, None)
         if heartbeat is not None:
             heartbeat.stop()
-        self._call("DELETE", f"/sessions/{session_id}", operation="DeleteSession")
+        try:
+            self._call("DELETE", f"/sessions/{session_id}", operation="DeleteSession")
+        except ServiceError as exc:
+            # Livy already forgot it (its idle timeout, ttl or an admin ended it): it is stopped.
+            if exc.code != "NotFound":
+                raise
         _remember_deleted(self.url, session_id)
 
     def _list_page(

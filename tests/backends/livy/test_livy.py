@@ -401,6 +401,21 @@ def test_statements_use_the_kind_of_an_attached_session(emulator: Emulator) -> N
         owner.stop(wait=False)
 
 
+def test_session_livy_already_forgot_stops_cleanly(emulator: Emulator, livy: LivyService) -> None:
+    session = _open(emulator, idle_timeout=timedelta(minutes=10))
+    emulator.clock.advance(11 * 60)  # Livy's idle-timeout collector deletes it
+    assert livy.state(session.id) is None
+    info = session.stop()
+    assert info.state is SessionState.STOPPED
+    assert [c.outcome for c in emulator.calls if c.operation == "DeleteSession"] == ["NotFound"]
+
+
+def test_describing_a_session_that_never_existed_is_not_found(emulator: Emulator) -> None:
+    with pytest.raises(ServiceError) as caught:
+        sessionkit.attach_session("livy", "999", **_keywords(emulator)).refresh()
+    assert caught.value.code == "NotFound"
+
+
 def test_failed_statement_raises_with_livy_error_fields(emulator: Emulator) -> None:
     with _open(emulator) as session, pytest.raises(StatementFailedError) as caught:
         session.run("undefined_name")
