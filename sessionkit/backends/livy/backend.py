@@ -475,6 +475,8 @@ class LivyBackend(Backend):
                 "your httpx.Client instead",
             )
         self.url = url.rstrip("/")
+        #: The URL as shown in messages, logs and resource names: without any user:password@.
+        self.display_url = re.sub(r"^(https?://)[^/@]*@", r"\1", self.url)
         self._auth = to_httpx_auth(auth)
         self._headers = dict(headers or {})
         self._client = client if client is not None else httpx.Client(verify=verify)
@@ -488,7 +490,7 @@ class LivyBackend(Backend):
         self._maybe_created: set[str] = set()
 
     def __repr__(self) -> str:
-        return f"<LivyBackend url={self.url!r}>"
+        return f"<LivyBackend url={self.display_url!r}>"
 
     # -- the one call ------------------------------------------------------------------------
 
@@ -522,7 +524,7 @@ class LivyBackend(Backend):
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # No connection: the request was never sent.
             raise ServiceError(
-                f"livy {operation} ({method} {path}) could not connect to {self.url}: "
+                f"livy {operation} ({method} {path}) could not connect to {self.display_url}: "
                 f"{type(exc).__name__}",
                 code="ConnectFailed",
                 retryable=True,
@@ -537,7 +539,7 @@ class LivyBackend(Backend):
             ) from exc
         except httpx.TransportError as exc:
             raise ServiceError(
-                f"livy {operation} ({method} {path}) could not reach {self.url}: "
+                f"livy {operation} ({method} {path}) could not reach {self.display_url}: "
                 f"{type(exc).__name__}",
                 code="ConnectionError",
                 retryable=True,
@@ -621,13 +623,15 @@ class LivyBackend(Backend):
         except ServiceError as exc:
             # One look only: a server that cannot say gets idleTimeout, and _start falls back
             # to the heartbeat if it refuses that field.
-            logger.debug("no version from the livy server at %s (%s)", self.url, exc.code)
+            logger.debug("no version from the livy server at %s (%s)", self.display_url, exc.code)
             return
         version = answer.get("version") if isinstance(answer, Mapping) else None
         match = re.match(r"(\d+)\.(\d+)", str(version or ""))
         if match and (int(match.group(1)), int(match.group(2))) < (0, 9):
             logger.info(
-                "livy %s at %s has no idleTimeout; keeping a heartbeat instead", version, self.url
+                "livy %s at %s has no idleTimeout; keeping a heartbeat instead",
+                version,
+                self.display_url,
             )
             self._heartbeat_mode = True
 
@@ -670,11 +674,13 @@ class LivyBackend(Backend):
             if not (unknown_field and self.idle_timeout_mode == "auto" and "idleTimeout" in body):
                 raise
             # A server before Livy 0.9 refuses the unknown field (nothing was created).
-            logger.info("livy at %s refused idleTimeout; keeping a heartbeat instead", self.url)
+            logger.info(
+                "livy at %s refused idleTimeout; keeping a heartbeat instead", self.display_url
+            )
             self._heartbeat_mode = True
             body = self._as_heartbeat(body)
             record = self._create(name, body)
-        info = session_info(record, url=self.url)
+        info = session_info(record, url=self.display_url)
         self._started(info, body)
         return info
 
@@ -735,7 +741,7 @@ class LivyBackend(Backend):
                     reason="deleted; Livy forgets deleted sessions",
                 )
             raise
-        info = session_info(record, url=self.url)
+        info = session_info(record, url=self.display_url)
         kind = record.get("kind")
         if isinstance(kind, str) and kind and kind != "shared":
             self._kinds.setdefault(session_id, kind)
@@ -772,7 +778,7 @@ class LivyBackend(Backend):
                 code="MalformedResponse",
                 operation="ListSessions",
             )
-        sessions = [session_info(r, url=self.url) for r in records]
+        sessions = [session_info(r, url=self.display_url) for r in records]
         total = page.get("total")
         following = start + len(records)
         # Without a total, a short page is the last (a server that ignores from/size too).

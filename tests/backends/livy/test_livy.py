@@ -771,6 +771,19 @@ def test_tokens_never_appear_in_errors() -> None:
     assert "s3cr3t-token" not in repr(backend)
 
 
+def test_credentials_in_the_url_never_appear_in_repr_or_errors() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    backend = LivyBackend(url="https://admin:hunter2@livy.test", client=client)
+    with pytest.raises(ServiceError) as caught:
+        backend._describe("1")
+    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in repr(backend)
+    assert "livy.test" in str(caught.value)
+
+
 def test_required_auth_on_the_emulator(emulator: Emulator, livy: LivyService) -> None:
     livy.required_authorization = "Bearer good"
     with pytest.raises(ServiceError) as caught:
