@@ -760,6 +760,24 @@ def test_entra_id_scopes(factory: Any, scope: str) -> None:
     assert credential.scopes == [scope]
 
 
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, None),
+        ({"SESSIONKIT_LIVY_USER": "admin", "SESSIONKIT_LIVY_PASSWORD": "pw"}, "Basic YWRtaW46cHc="),
+        ({"SESSIONKIT_LIVY_TOKEN": "tok"}, "Bearer tok"),
+    ],
+)
+def test_auth_from_the_environment(environ: dict[str, str], expected: str | None) -> None:
+    assert _authorization(livy_auth.from_environment(environ)) == expected
+
+
+def test_auth_from_the_environment_rejects_an_unknown_azure_service() -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        livy_auth.from_environment({"SESSIONKIT_LIVY_AZURE": "hdinsight"})
+    assert caught.value.field == "auth"
+
+
 def test_tokens_never_appear_in_errors() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, json={"msg": "bad token"})
