@@ -29,22 +29,6 @@ pytestmark = [
 ]
 
 
-def _auth() -> Any:
-    if os.environ.get("SESSIONKIT_LIVY_USER"):
-        return livy_auth.basic(
-            os.environ["SESSIONKIT_LIVY_USER"], os.environ.get("SESSIONKIT_LIVY_PASSWORD", "")
-        )
-    if os.environ.get("SESSIONKIT_LIVY_TOKEN"):
-        token = os.environ["SESSIONKIT_LIVY_TOKEN"]
-        return livy_auth.bearer(lambda: token)
-    azure = os.environ.get("SESSIONKIT_LIVY_AZURE")
-    if azure == "synapse":
-        return livy_auth.synapse()
-    if azure == "fabric":
-        return livy_auth.fabric()
-    return None
-
-
 class LiveLivyHarness(Harness):
     """Reaches the Livy server at ``SESSIONKIT_LIVY_URL``; counts requests with an event hook."""
 
@@ -58,7 +42,7 @@ class LiveLivyHarness(Harness):
             pytest.skip("set SESSIONKIT_LIVY_URL to run the live livy suite")
         self._calls = 0
         self.client = httpx.Client(event_hooks={"request": [self._count]})
-        self.auth = _auth()
+        self.auth = livy_auth.from_environment()
 
     def _count(self, request: httpx.Request) -> None:
         self._calls += 1

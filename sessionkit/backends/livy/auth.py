@@ -9,6 +9,7 @@ Tokens are fetched per request and never kept in a ``repr``, a log record or an 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "bearer",
     "entra_id",
     "fabric",
+    "from_environment",
     "synapse",
     "to_httpx_auth",
 ]
@@ -184,3 +186,37 @@ def to_httpx_auth(auth: Any) -> httpx.Auth | None:
         f"must be an httpx.Auth, a (user, password) pair or a callable returning headers, "
         f"got {type(auth).__name__}",
     )
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> httpx.Auth | None:
+    """The auth the environment asks for (what the CLI and the live suite use).
+
+    The first that is set wins: ``SESSIONKIT_LIVY_USER`` (with ``SESSIONKIT_LIVY_PASSWORD``):
+    basic; ``SESSIONKIT_LIVY_TOKEN``: a fixed bearer token; ``SESSIONKIT_LIVY_AZURE`` =
+    ``synapse`` or ``fabric``: Entra ID through azure-identity's default credential.
+
+    Args:
+        environ: The variables to read; default ``os.environ``.
+
+    Returns:
+        The auth, or ``None`` when none of the variables is set.
+
+    Raises:
+        InvalidConfigError: For an unknown ``SESSIONKIT_LIVY_AZURE`` value.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("SESSIONKIT_LIVY_USER"):
+        return basic(env["SESSIONKIT_LIVY_USER"], env.get("SESSIONKIT_LIVY_PASSWORD", ""))
+    token = env.get("SESSIONKIT_LIVY_TOKEN")
+    if token:
+        return bearer(lambda: token)
+    azure = env.get("SESSIONKIT_LIVY_AZURE")
+    if azure == "synapse":
+        return synapse()
+    if azure == "fabric":
+        return fabric()
+    if azure:
+        raise InvalidConfigError(
+            "auth", f"SESSIONKIT_LIVY_AZURE must be 'synapse' or 'fabric', got {azure!r}"
+        )
+    return None

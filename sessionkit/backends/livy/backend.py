@@ -158,11 +158,19 @@ def build_create_request(
     fields["kind"] = "options"
     if config.role is not None:
         body["proxyUser"] = config.role
-    idle = _idle_timeout(config)
-    if heartbeat:
-        body["heartbeatTimeoutInSecond"] = max(1, math.ceil(idle.total_seconds() - 1e-9))
-    else:
-        body["idleTimeout"] = format_duration(idle)
+    own_idle = {"idleTimeout", "heartbeatTimeoutInSecond"} & set(options)
+    if own_idle and config.idle_timeout is not None:
+        raise InvalidConfigError(
+            "idle_timeout",
+            f"also given as options[{sorted(own_idle)[0]!r}]; give the idle timeout once",
+        )
+    if not own_idle:
+        # The service's own key in options replaces sessionkit's default idle timeout.
+        idle = _idle_timeout(config)
+        if heartbeat:
+            body["heartbeatTimeoutInSecond"] = max(1, math.ceil(idle.total_seconds() - 1e-9))
+        else:
+            body["idleTimeout"] = format_duration(idle)
     if config.max_duration is not None:
         body["ttl"] = format_duration(config.max_duration)
     if config.spark_conf:
@@ -180,7 +188,8 @@ def build_create_request(
         if key in body and key != "conf":
             raise InvalidConfigError(
                 "options",
-                f"options[{key!r}] is also set by {fields.get(key, key)}=; give it once",
+                f"options[{key!r}] is what {fields.get(key, key)}= sets; give it as "
+                f"{fields.get(key, key)}= only",
             )
         if key == "conf" and "conf" in body:
             if not isinstance(value, Mapping):
@@ -466,6 +475,8 @@ class LivyBackend(Backend):
                 "your httpx.Client instead",
             )
         self.url = url.rstrip("/")
+        #: The URL as shown in messages, logs and resource names: without any user:password@.
+        self.display_url = re.sub(r"^(https?://)[^/@]*@", r"\1", self.url)
         self._auth = to_httpx_auth(auth)
         self._headers = dict(headers or {})
         self._client = client if client is not None else httpx.Client(verify=verify)
@@ -479,7 +490,7 @@ class LivyBackend(Backend):
         self._maybe_created: set[str] = set()
 
     def __repr__(self) -> str:
-        return f"<LivyBackend url={self.url!r}>"
+        return f"<LivyBackend url={self.display_url!r}>"
 
     # -- the one call ------------------------------------------------------------------------
 
@@ -513,7 +524,7 @@ class LivyBackend(Backend):
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # No connection: the request was never sent.
             raise ServiceError(
-                f"livy {operation} ({method} {path}) could not connect to {self.url}: "
+                f"livy {operation} ({method} {path}) could not connect to {self.display_url}: "
                 f"{type(exc).__name__}",
                 code="ConnectFailed",
                 retryable=True,
@@ -528,7 +539,7 @@ class LivyBackend(Backend):
             ) from exc
         except httpx.TransportError as exc:
             raise ServiceError(
-                f"livy {operation} ({method} {path}) could not reach {self.url}: "
+                f"livy {operation} ({method} {path}) could not reach {self.display_url}: "
                 f"{type(exc).__name__}",
                 code="ConnectionError",
                 retryable=True,
@@ -610,17 +621,17 @@ class LivyBackend(Backend):
         try:
             answer = self._call("GET", "/version", operation="GetVersion")
         except ServiceError as exc:
-            if exc.retryable:
-                raise
-            logger.debug(
-                "livy server at %s has no /version (%s); sending idleTimeout", self.url, exc.code
-            )
+            # One look only: a server that cannot say gets idleTimeout, and _start falls back
+            # to the heartbeat if it refuses that field.
+            logger.debug("no version from the livy server at %s (%s)", self.display_url, exc.code)
             return
         version = answer.get("version") if isinstance(answer, Mapping) else None
         match = re.match(r"(\d+)\.(\d+)", str(version or ""))
         if match and (int(match.group(1)), int(match.group(2))) < (0, 9):
             logger.info(
-                "livy %s at %s has no idleTimeout; keeping a heartbeat instead", version, self.url
+                "livy %s at %s has no idleTimeout; keeping a heartbeat instead",
+                version,
+                self.display_url,
             )
             self._heartbeat_mode = True
 
@@ -663,11 +674,13 @@ class LivyBackend(Backend):
             if not (unknown_field and self.idle_timeout_mode == "auto" and "idleTimeout" in body):
                 raise
             # A server before Livy 0.9 refuses the unknown field (nothing was created).
-            logger.info("livy at %s refused idleTimeout; keeping a heartbeat instead", self.url)
+            logger.info(
+                "livy at %s refused idleTimeout; keeping a heartbeat instead", self.display_url
+            )
             self._heartbeat_mode = True
             body = self._as_heartbeat(body)
             record = self._create(name, body)
-        info = session_info(record, url=self.url)
+        info = session_info(record, url=self.display_url)
         self._started(info, body)
         return info
 
@@ -728,7 +741,7 @@ class LivyBackend(Backend):
                     reason="deleted; Livy forgets deleted sessions",
                 )
             raise
-        info = session_info(record, url=self.url)
+        info = session_info(record, url=self.display_url)
         kind = record.get("kind")
         if isinstance(kind, str) and kind and kind != "shared":
             self._kinds.setdefault(session_id, kind)
@@ -742,7 +755,12 @@ class LivyBackend(Backend):
         heartbeat = self._heartbeats.pop(session_id, None)
         if heartbeat is not None:
             heartbeat.stop()
-        self._call("DELETE", f"/sessions/{session_id}", operation="DeleteSession")
+        try:
+            self._call("DELETE", f"/sessions/{session_id}", operation="DeleteSession")
+        except ServiceError as exc:
+            # Livy already forgot it (its idle timeout, ttl or an admin ended it): it is stopped.
+            if exc.code != "NotFound":
+                raise
         _remember_deleted(self.url, session_id)
 
     def _list_page(
@@ -760,10 +778,13 @@ class LivyBackend(Backend):
                 code="MalformedResponse",
                 operation="ListSessions",
             )
-        sessions = [session_info(r, url=self.url) for r in records]
+        sessions = [session_info(r, url=self.display_url) for r in records]
         total = page.get("total")
         following = start + len(records)
-        more = records and (not isinstance(total, int) or following < total)
+        # Without a total, a short page is the last (a server that ignores from/size too).
+        more = bool(records) and (
+            following < total if isinstance(total, int) else len(records) >= PAGE_SIZE
+        )
         return sessions, str(following) if more else None
 
     def _run(self, session_id: str, code: str) -> str:

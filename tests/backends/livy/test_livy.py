@@ -162,6 +162,12 @@ def test_options_conf_merges_with_spark_conf() -> None:
     assert body["conf"] == {"a": "1", "b": "2"}
 
 
+def test_idle_timeout_key_in_options_replaces_the_default() -> None:
+    body, _ = build_create_request(SessionConfig(options={"heartbeatTimeoutInSecond": 600}))
+    assert body["heartbeatTimeoutInSecond"] == 600
+    assert "idleTimeout" not in body
+
+
 def test_heartbeat_mode_sends_heartbeat_timeout_in_seconds() -> None:
     body, _ = build_create_request(
         SessionConfig(idle_timeout=timedelta(seconds=90)), heartbeat=True
@@ -198,6 +204,8 @@ def test_unsupported_fields_are_rejected_before_any_call(
         ({"options": {"name": "x"}, "name": "y"}, "options"),
         ({"spark_conf": {"a": "1"}, "options": {"conf": {"a": "2"}}}, "spark_conf"),
         ({"options": {"kind": ""}}, "options"),
+        ({"options": {"name": "x"}}, "options"),
+        ({"idle_timeout": timedelta(minutes=5), "options": {"idleTimeout": "5m"}}, "idle_timeout"),
     ],
 )
 def test_invalid_combinations_are_rejected_before_any_call(
@@ -320,6 +328,34 @@ def test_server_without_version_that_refuses_idle_timeout_falls_back(
         session.stop(wait=False)
 
 
+def test_a_failing_version_probe_is_not_retried_and_does_not_fail_the_open(
+    emulator: Emulator,
+) -> None:
+    emulator.inject("server_error", service="livy", operations="GetVersion")
+    with _open(emulator, idle_timeout=timedelta(minutes=5)):
+        pass
+    assert emulator.call_count(operation="GetVersion") == 1
+    assert _bodies(emulator)[0]["idleTimeout"] == "5m"
+
+
+def test_endpoint_is_not_supported(emulator: Emulator) -> None:
+    with _open(emulator) as session, pytest.raises(sessionkit.errors.NotSupportedError):
+        session.endpoint()
+
+
+def test_list_without_total_stops_at_a_short_page() -> None:
+    pages: list[Any] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        pages.append(dict(request.url.params))
+        # A server that ignores from/size and sends no total.
+        return httpx.Response(200, json={"sessions": [{"id": 1, "state": "idle"}]})
+
+    sessions, token = _backend(handler)._list_page(None, None)
+    assert [s.id for s in sessions] == ["1"]
+    assert token is None
+
+
 def test_explicit_idle_timeout_mode_makes_no_version_call(emulator: Emulator) -> None:
     session = sessionkit.open_session(
         "livy", idle_timeout_mode="idle_timeout", wait=False, **_keywords(emulator)
@@ -345,6 +381,33 @@ def test_end_to_end_open_run_run_stop(emulator: Emulator) -> None:
     (statement_body,) = [b for b in _bodies(emulator, "CreateStatement") if b["code"] == "x + 1"]
     assert statement_body == {"code": "x + 1", "kind": "pyspark"}
     assert emulator.call_count(operation="DeleteSession") == 1
+
+
+def test_statements_use_the_kind_of_an_attached_session(emulator: Emulator) -> None:
+    owner = _open(emulator, options={"kind": "spark"})
+    try:
+        attached = sessionkit.attach_session("livy", owner.id, **_keywords(emulator))
+        with pytest.raises(StatementFailedError):
+            attached.run("val x = 1")  # the emulator runs Python only
+        (body,) = _bodies(emulator, "CreateStatement")
+        assert body == {"code": "val x = 1", "kind": "spark"}
+    finally:
+        owner.stop(wait=False)
+
+
+def test_session_livy_already_forgot_stops_cleanly(emulator: Emulator, livy: LivyService) -> None:
+    session = _open(emulator, idle_timeout=timedelta(minutes=10))
+    emulator.clock.advance(11 * 60)  # Livy's idle-timeout collector deletes it
+    assert livy.state(session.id) is None
+    info = session.stop()
+    assert info.state is SessionState.STOPPED
+    assert [c.outcome for c in emulator.calls if c.operation == "DeleteSession"] == ["NotFound"]
+
+
+def test_describing_a_session_that_never_existed_is_not_found(emulator: Emulator) -> None:
+    with pytest.raises(ServiceError) as caught:
+        sessionkit.attach_session("livy", "999", **_keywords(emulator)).refresh()
+    assert caught.value.code == "NotFound"
 
 
 def test_failed_statement_raises_with_livy_error_fields(emulator: Emulator) -> None:
@@ -685,6 +748,24 @@ def test_entra_id_scopes(factory: Any, scope: str) -> None:
     assert credential.scopes == [scope]
 
 
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, None),
+        ({"SESSIONKIT_LIVY_USER": "admin", "SESSIONKIT_LIVY_PASSWORD": "pw"}, "Basic YWRtaW46cHc="),
+        ({"SESSIONKIT_LIVY_TOKEN": "tok"}, "Bearer tok"),
+    ],
+)
+def test_auth_from_the_environment(environ: dict[str, str], expected: str | None) -> None:
+    assert _authorization(livy_auth.from_environment(environ)) == expected
+
+
+def test_auth_from_the_environment_rejects_an_unknown_azure_service() -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        livy_auth.from_environment({"SESSIONKIT_LIVY_AZURE": "hdinsight"})
+    assert caught.value.field == "auth"
+
+
 def test_tokens_never_appear_in_errors() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, json={"msg": "bad token"})
@@ -694,6 +775,19 @@ def test_tokens_never_appear_in_errors() -> None:
         backend._describe("1")
     assert "s3cr3t-token" not in str(caught.value)
     assert "s3cr3t-token" not in repr(backend)
+
+
+def test_credentials_in_the_url_never_appear_in_repr_or_errors() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    backend = LivyBackend(url="https://admin:hunter2@livy.test", client=client)
+    with pytest.raises(ServiceError) as caught:
+        backend._describe("1")
+    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in repr(backend)
+    assert "livy.test" in str(caught.value)
 
 
 def test_required_auth_on_the_emulator(emulator: Emulator, livy: LivyService) -> None:
