@@ -32,6 +32,7 @@ onto the event loop:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -719,20 +720,24 @@ class SessionOpener:
 
 
 async def _start_in_thread(start: Callable[[], Session]) -> Session:
-    """Run a synchronous start in a worker thread; if cancelled meanwhile, stop what it made."""
-    loop = asyncio.get_running_loop()
+    """Run a synchronous start in a worker thread; if cancelled meanwhile, stop what it made.
+
+    The clean-up hangs on the thread's own future, so it runs even when the event loop has
+    closed by the time the start returns.
+    """
     context = contextvars.copy_context()
-    future = loop.run_in_executor(_pool(), functools.partial(context.run, start))
+    future = _pool().submit(context.run, start)
     try:
-        return await asyncio.shield(future)
+        return await asyncio.shield(asyncio.wrap_future(future))
     except asyncio.CancelledError:
 
-        def stop_when_started(done: asyncio.Future[Session]) -> None:
+        def stop_when_started(done: concurrent.futures.Future[Session]) -> None:
             if done.cancelled() or done.exception() is not None:
                 return
             started = done.result()
             if started.owned:
-                _pool().submit(started._stop_quietly)
+                logger.info("start of %s was cancelled; stopping it", started.id)
+                started._stop_quietly()
 
         future.add_done_callback(stop_when_started)
         raise

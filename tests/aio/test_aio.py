@@ -338,3 +338,40 @@ def test_aio_is_an_attribute_of_the_package() -> None:
 
 
 ProgressCallable = Callable[[Progress], None]
+
+
+def test_cancelling_during_the_start_call_stops_the_session_once_it_exists(
+    emulator: Emulator,
+) -> None:
+    keywords = wired(emulator, "glue")
+    entered, release = threading.Event(), threading.Event()
+    created: list[str] = []
+
+    def slow_create(params: Any, **kwargs: Any) -> None:
+        created.append(params["Id"])
+        entered.set()
+        release.wait(timeout=30)
+
+    keywords["client"].meta.events.register(
+        "before-parameter-build.glue.CreateSession", slow_create
+    )
+
+    async def app() -> None:
+        task = asyncio.ensure_future(_open(keywords))
+        while not entered.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(app())  # the loop is gone before the start returns
+    release.set()
+    for _ in range(3000):  # the start, then its clean-up, finish in the worker thread
+        if emulator.call_count("glue", "StopSession"):
+            break
+        threading.Event().wait(0.01)
+    assert emulator.glue.status(created[0]) == "STOPPING"
+
+
+async def _open(keywords: dict[str, Any]) -> aio.AsyncSession:
+    return await aio.open_session("glue", **keywords)
