@@ -12,8 +12,7 @@ Everything goes through the same backends and the same rules as the synchronous 
 onto the event loop:
 
 - **Blocking SDK calls run in worker threads**, in sessionkit's own pool of at most
-  [`MAX_WORKER_THREADS`][sessionkit.aio.MAX_WORKER_THREADS] threads (not the loop's default
-  executor), so a thousand concurrent waits cost at most that many threads and leave the
+  `MAX_WORKER_THREADS` (16) threads (not the loop's default executor), so a thousand concurrent waits cost at most that many threads and leave the
   loop's executor to the application.
 - **Waits sleep on the event loop.** Polls follow the session's
   [`PollPolicy`][sessionkit.PollPolicy] schedule on tenacity's `AsyncRetrying`; between polls no
@@ -88,8 +87,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: The most worker threads sessionkit.aio runs blocking SDK calls in, for the whole process.
 MAX_WORKER_THREADS = 16
+"""The most worker threads sessionkit.aio runs blocking SDK calls in, for the whole process."""
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
