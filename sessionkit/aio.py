@@ -12,8 +12,9 @@ Everything goes through the same backends and the same rules as the synchronous 
 onto the event loop:
 
 - **Blocking SDK calls run in worker threads**, in sessionkit's own pool of at most
-  `MAX_WORKER_THREADS` (16) threads (not the loop's default executor), so a thousand concurrent waits cost at most that many threads and leave the
-  loop's executor to the application.
+  `MAX_WORKER_THREADS` (16) threads (not the loop's default executor), so a thousand
+  concurrent waits cost at most that many threads and leave the loop's executor to the
+  application.
 - **Waits sleep on the event loop.** Polls follow the session's
   [`PollPolicy`][sessionkit.PollPolicy] schedule on tenacity's `AsyncRetrying`; between polls no
   thread is held. Retries of single calls (throttling, 5xx) back off on the loop too. The call

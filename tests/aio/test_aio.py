@@ -381,3 +381,38 @@ def test_cancelling_during_the_start_call_stops_the_session_once_it_exists(
 
 async def _open(keywords: dict[str, Any]) -> aio.AsyncSession:
     return await aio.open_session("glue", **keywords)
+
+
+def test_refresh_usage_and_stop_with_delete(emulator: Emulator) -> None:
+    keywords = wired(emulator, "glue")
+
+    async def app() -> tuple[SessionState, float | None, str]:
+        session = await aio.open_session("glue", **keywords)
+        await session.run("print(1)")
+        emulator.clock.advance(60)
+        info = await session.refresh()
+        usage = await session.usage()
+        await session.stop(delete=True)
+        return info.state, usage.dpu_seconds, session.id
+
+    state, dpu_seconds, session_id = run(app())
+    assert state is SessionState.READY
+    assert dpu_seconds is not None and dpu_seconds > 0
+    assert session_id not in emulator.glue.alive()
+    assert emulator.call_count("glue", "DeleteSession") == 1
+
+
+def test_list_sessions_filters_by_state(emulator: Emulator) -> None:
+    keywords = wired(emulator, "athena")
+    connection = {k: v for k, v in keywords.items() if k != "role"}
+
+    async def app() -> tuple[str, list[str], list[str]]:
+        session = await aio.open_session("athena", **keywords)
+        ready = [i.id async for i in aio.list_sessions("athena", states="READY", **connection)]
+        await session.stop()
+        after = [i.id async for i in aio.list_sessions("athena", states="READY", **connection)]
+        return session.id, ready, after
+
+    session_id, ready, after = run(app())
+    assert ready == [session_id]
+    assert after == []
