@@ -16,8 +16,15 @@ from typing import TYPE_CHECKING, Any
 from sessionkit._version import __version__
 
 if TYPE_CHECKING:
+    from sessionkit import aio
     from sessionkit._registry import available_backends, register_backend
-    from sessionkit.api import attach_session, list_sessions, open_session
+    from sessionkit.api import (
+        attach_session,
+        ensure_session,
+        list_sessions,
+        open_session,
+        sweep_sessions,
+    )
     from sessionkit.errors import (
         BackendNotFoundError,
         FleetFailedError,
@@ -35,13 +42,14 @@ if TYPE_CHECKING:
     from sessionkit.fleet import wait_all
     from sessionkit.models import (
         Endpoint,
+        Progress,
         SessionConfig,
         SessionInfo,
         StatementResult,
         Usage,
         Workers,
     )
-    from sessionkit.session import Session
+    from sessionkit.session import Session, SessionRef
     from sessionkit.states import SessionState, StatementState
     from sessionkit.waiting import DEFAULT_POLL, STATEMENT_POLL, PollPolicy
 
@@ -56,12 +64,14 @@ __all__ = [
     "InvalidConfigError",
     "NotSupportedError",
     "PollPolicy",
+    "Progress",
     "ServiceError",
     "Session",
     "SessionConfig",
     "SessionFailedError",
     "SessionInfo",
     "SessionKitError",
+    "SessionRef",
     "SessionState",
     "StatementFailedError",
     "StatementResult",
@@ -71,16 +81,21 @@ __all__ = [
     "WaitTimeoutError",
     "Workers",
     "__version__",
+    "aio",
     "attach_session",
     "available_backends",
+    "ensure_session",
     "list_sessions",
     "open_session",
     "register_backend",
+    "sweep_sessions",
     "wait_all",
 ]
 
 _WHERE = {
     "attach_session": "api",
+    "ensure_session": "api",
+    "sweep_sessions": "api",
     "available_backends": "_registry",
     "list_sessions": "api",
     "open_session": "api",
@@ -99,12 +114,14 @@ _WHERE = {
     "WaitTimeoutError": "errors",
     "wait_all": "fleet",
     "Endpoint": "models",
+    "Progress": "models",
     "SessionConfig": "models",
     "SessionInfo": "models",
     "StatementResult": "models",
     "Usage": "models",
     "Workers": "models",
     "Session": "session",
+    "SessionRef": "session",
     "SessionState": "states",
     "StatementState": "states",
     "DEFAULT_POLL": "waiting",
@@ -113,7 +130,13 @@ _WHERE = {
 }
 
 
+#: Submodules reachable as attributes after ``import sessionkit``, imported on first use.
+_SUBMODULES = frozenset({"aio", "errors", "testing"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"sessionkit.{name}")
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'sessionkit' has no attribute {name!r}")

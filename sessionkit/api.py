@@ -1,4 +1,4 @@
-"""The entry points: open_session, attach_session, list_sessions.
+"""The entry points: open_session, attach_session, list_sessions, ensure_session, sweep_sessions.
 
 Each splits the caller's keywords into :class:`~sessionkit.SessionConfig` fields and the
 backend's own keywords (connection, location and the like, which each backend declares), builds
@@ -9,6 +9,7 @@ knows a provider: the keywords pass through.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,14 +19,21 @@ import attrs
 from sessionkit._registry import build_backend
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import SessionConfig, SessionInfo, to_timedelta
-from sessionkit.session import Session
+from sessionkit.session import ProgressCallback, Session, check_progress_callback
 from sessionkit.states import SessionState
 from sessionkit.waiting import DEFAULT_POLL, PollPolicy, call_with_retries
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend, PreparedStart
 
-__all__ = ["attach_session", "iter_pages", "list_sessions", "open_session"]
+__all__ = [
+    "attach_session",
+    "ensure_session",
+    "iter_pages",
+    "list_sessions",
+    "open_session",
+    "sweep_sessions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ def open_session(
     wait: bool = True,
     timeout: timedelta | float | None = None,
     poll_policy: PollPolicy | None = None,
+    on_progress: ProgressCallback | None = None,
     **config: Any,
 ) -> Session:
     """Start a session on ``backend`` and (by default) wait until it is READY.
@@ -83,6 +92,8 @@ def open_session(
         timeout: The longest wait for READY (``timedelta`` or seconds); default 20 minutes.
         poll_policy: How to poll and retry (and on which clock); default
             :data:`~sessionkit.waiting.DEFAULT_POLL`.
+        on_progress: Called with a :class:`~sessionkit.Progress` on every poll of the wait
+            that sees something change (see :meth:`Session.wait_until_ready`).
         **config: :class:`~sessionkit.SessionConfig` fields and the backend's own keywords
             (connection, location and the like: see each backend's page).
 
@@ -99,6 +110,7 @@ def open_session(
     policy = _policy(poll_policy)
     # Checked now, not when the wait begins: a bad timeout must not cost a started session.
     wait_timeout = None if timeout is None else to_timedelta(timeout, field="timeout")
+    check_progress_callback(on_progress)
     config_fields, rest = _split(config)
     session_config = SessionConfig(**config_fields)
     impl = build_backend(backend, rest)
@@ -138,7 +150,7 @@ def open_session(
     session = Session(impl, info, owned=True, poll_policy=policy)
     if wait:
         try:
-            session.wait_until_ready(wait_timeout, _initial=info)
+            session.wait_until_ready(wait_timeout, on_progress=on_progress, _initial=info)
         except BaseException:
             session._stop_quietly()
             raise
@@ -249,3 +261,203 @@ def list_sessions(
                     yield info
 
     return generate()
+
+
+# ----------------------------------------------------------------------------- ensure and sweep
+
+#: The states in which a session is alive: what ensure_session attaches to, sweep_sessions stops.
+_ALIVE = frozenset(state for state in SessionState if state.is_alive)
+
+
+def _named(impl: Backend, name: str, policy: PollPolicy) -> SessionInfo | None:
+    """The alive session called ``name`` in the backend's location; the oldest if several.
+
+    Every process racing on one name sees the same oldest session (ties broken by id), so all
+    of them settle on it.
+    """
+    found = [
+        info
+        for page in iter_pages(impl, _ALIVE, policy)
+        for info in page
+        if info.name == name and info.state.is_alive
+    ]
+    if not found:
+        return None
+    return min(found, key=lambda info: (info.created_at is None, info.created_at or 0, info.id))
+
+
+def ensure_session(
+    backend: str,
+    name: str,
+    *,
+    wait: bool = True,
+    timeout: timedelta | float | None = None,
+    poll_policy: PollPolicy | None = None,
+    on_progress: ProgressCallback | None = None,
+    **keywords: Any,
+) -> Session:
+    """Return the alive session named ``name`` in the location, or open one under that name.
+
+    An alive session (PENDING, STARTING, READY, BUSY or DEGRADED) with that name is attached to
+    and *not owned*: leaving a ``with`` block leaves it running for the others using it. If
+    there is none, a session is opened under that name and is owned. Two processes racing on
+    one name end with one session: where the service refuses a second session under a name
+    (Glue's Id) the loser's start fails and it attaches to the winner; where names are not
+    unique (EMR Serverless, Athena), each process looks again after its start, and every process
+    but the one whose session is the oldest stops its own and attaches to the oldest. (A later
+    start is younger because it began after the other process looked; equal creation times
+    are broken by id.)
+
+    Args:
+        backend: The backend name.
+        name: The session name (Glue: the session Id; Athena: the ``Description``).
+        wait: Wait until the session is READY (default).
+        timeout: The longest wait for READY; default 20 minutes.
+        poll_policy: How to poll and retry; default :data:`~sessionkit.waiting.DEFAULT_POLL`.
+        on_progress: Called with a :class:`~sessionkit.Progress` on every poll of the wait
+            that sees something change.
+        **keywords: :class:`~sessionkit.SessionConfig` fields (used when a session is opened)
+            and the backend's connection and location keywords.
+
+    Returns:
+        The :class:`~sessionkit.Session`: owned if this call opened it, else not owned.
+
+    Raises:
+        InvalidConfigError: Bad input, before any call.
+        SessionFailedError: The session failed instead of becoming ready (stopped if owned).
+        WaitTimeoutError: It did not become ready in time (stopped if owned).
+        ServiceError: The service refused the start and no session of that name is alive.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidConfigError("name", f"must be a non-empty string, got {name!r}")
+    policy = _policy(poll_policy)
+    wait_timeout = None if timeout is None else to_timedelta(timeout, field="timeout")
+    check_progress_callback(on_progress)
+    config_fields, rest = _split(keywords)
+    session_config = SessionConfig(name=name, **config_fields)
+    impl = build_backend(backend, rest)
+    impl.poll_policy = policy
+    impl.check_supported(session_config)
+    impl.prepare_start(session_config)  # every input error before the first call
+
+    existing = _named(impl, name, policy)
+    if existing is not None:
+        logger.info("attaching to %s session %s named %r", backend, existing.id, name)
+        session = Session(impl, existing, owned=False, poll_policy=policy)
+    else:
+        try:
+            session = open_session(
+                backend, wait=False, poll_policy=policy, name=name, **{**rest, **config_fields}
+            )
+        except ServiceError as exc:
+            if exc.retryable:
+                raise
+            # The name is taken: another process won the race. Attach to its session.
+            existing = _named(impl, name, policy)
+            if existing is None:
+                raise
+            logger.info("lost the race for %r; attaching to %s", name, existing.id)
+            session = Session(impl, existing, owned=False, poll_policy=policy)
+        else:
+            winner = _named(impl, name, policy)
+            if winner is not None and winner.id != session.id:
+                logger.info("another process started %r first; stopping %s", name, session.id)
+                session._stop_quietly()
+                session = Session(impl, winner, owned=False, poll_policy=policy)
+    if wait:
+        try:
+            session.wait_until_ready(wait_timeout, on_progress=on_progress)
+        except BaseException:
+            if session.owned:
+                session._stop_quietly()
+            raise
+    return session
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([smhd]))", re.I)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any, field: str) -> timedelta:
+    """A duration with a unit: a ``timedelta`` or a string like ``"90s"``, ``"2h"``, ``"1h30m"``."""
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise InvalidConfigError(field, f"must not be negative, got {value}")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        parts = _DURATION.findall(text)
+        if parts and "".join(a + u for a, u in parts).lower() == text.lower().replace(" ", ""):
+            return timedelta(seconds=sum(float(a) * _UNITS[u.lower()] for a, u in parts))
+    raise InvalidConfigError(
+        field,
+        f"must be a datetime.timedelta or a duration with a unit like '2h' or '30m', got "
+        f"{value!r} (a bare number is ambiguous: add a unit)",
+    )
+
+
+def sweep_sessions(
+    backend: str,
+    *,
+    older_than: timedelta | str,
+    dry_run: bool = False,
+    poll_policy: PollPolicy | None = None,
+    **keywords: Any,
+) -> list[SessionInfo]:
+    """Stop the leaked sessions sessionkit started in a location.
+
+    A session is swept when it is alive, carries sessionkit's ``sessionkit:created-by`` tag
+    (each backend reads its provider's form of it), and is older than ``older_than`` or past
+    its ``sessionkit:expires-at`` tag. A session without the tag is never stopped. The stops
+    are requested, not waited for.
+
+    Args:
+        backend: The backend name.
+        older_than: The age past which a tagged session is swept (``timedelta`` or ``"2h"``).
+        dry_run: Only report what would be stopped.
+        poll_policy: How to retry the calls (and which wall clock tells the time).
+        **keywords: The backend's connection and location keywords.
+
+    Returns:
+        The sessions that were stopped (or would be, with ``dry_run``), their ``tags`` filled
+        in. A session whose stop failed is logged and left out.
+
+    Raises:
+        InvalidConfigError: Bad input, before any call.
+    """
+    age = _duration(older_than, "older_than")
+    if not isinstance(dry_run, bool):
+        raise InvalidConfigError("dry_run", f"must be True or False, got {dry_run!r}")
+    policy = _policy(poll_policy)
+    impl = build_backend(backend, keywords)
+    now = policy.now()
+    chosen: list[SessionInfo] = []
+    for page in iter_pages(impl, _ALIVE, policy):
+        for info in page:
+            if not info.state.is_alive:
+                continue
+            tags = call_with_retries(
+                lambda i=info: impl._tags(i),  # type: ignore[misc]
+                policy=policy,
+                what=f"read the tags of {backend}:{info.id}",
+                backend=impl,
+            )
+            ours, expires = impl.sweep_marks(info, tags)
+            if not ours:
+                continue
+            old = info.created_at is not None and now - info.created_at >= age
+            expired = expires is not None and now >= expires
+            if old or expired:
+                chosen.append(attrs.evolve(info, tags=tags))
+    if dry_run:
+        return chosen
+    stopped = []
+    for info in chosen:
+        try:
+            Session(impl, info, owned=True, poll_policy=policy)._request_stop()
+        except Exception as exc:
+            logger.error("could not stop leaked %s session %s: %s", backend, info.id, exc)
+            continue
+        logger.info("swept %s session %s (created %s)", backend, info.id, info.created_at)
+        stopped.append(info)
+    return stopped

@@ -21,6 +21,7 @@ from sessionkit.states import SessionState, StatementState
 
 __all__ = [
     "Endpoint",
+    "Progress",
     "SessionConfig",
     "SessionInfo",
     "StatementResult",
@@ -118,6 +119,10 @@ def _freeze(value: Any) -> Any:
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     frozen: Mapping[str, Any] = _freeze(value or {})
     return frozen
+
+
+def _optional_frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if value is None else _frozen_mapping(value)
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -359,8 +364,10 @@ class SessionInfo:
         resource_name: The service's full name for the session: the ARN on AWS (where
             returned), ``projects/P/locations/R/sessions/S`` on Dataproc, the session URL on
             Livy; defaults to :attr:`arn`.
-        progress: Start-up progress from 0 to 1, where the service reports one.
-        tags: The session's tags (labels on Dataproc), where the answer carries them.
+        progress: The service's own start-up progress, 0..1, where it reports one (Glue
+            ``Progress``), else ``None``.
+        tags: The session's tags (read-only), or ``None`` when the answer did not carry them
+            (list summaries often do not; ``sweep_sessions`` looks them up).
         usage: Resources consumed so far.
         raw: The service's own record, read-only.
     """
@@ -381,11 +388,35 @@ class SessionInfo:
         default=attrs.Factory(lambda self: self.arn, takes_self=True)
     )
     progress: float | None = None
-    tags: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
+    tags: Mapping[str, str] | None = attrs.field(
+        default=None, converter=_optional_frozen_mapping, eq=False, hash=False
+    )
     usage: Usage = attrs.field(factory=Usage)
     raw: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_frozen_mapping, repr=False, eq=False, hash=False
     )
+
+
+@attrs.frozen(kw_only=True)
+class Progress:
+    """What a wait saw change, given to an ``on_progress`` callback.
+
+    Attributes:
+        state: The common state: a :class:`~sessionkit.SessionState` while waiting on a
+            session, a :class:`~sessionkit.StatementState` in :meth:`Session.run`.
+        native_state: The service's own state string.
+        elapsed: Seconds since the wait began, on the poll policy's clock.
+        progress: The service's own progress, 0..1, where it reports one, else ``None``.
+        statement_id: The statement's id in :meth:`Session.run`, else ``None``.
+        session_id: The session's id.
+    """
+
+    state: SessionState | StatementState
+    native_state: str
+    elapsed: float
+    progress: float | None = None
+    statement_id: str | None = None
+    session_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -401,6 +432,7 @@ class StatementResult:
         traceback: The traceback lines when the code failed.
         started_at: When execution started.
         completed_at: When execution ended.
+        progress: The service's own progress, 0..1, where it reports one (Glue ``Progress``).
         raw: The service's own record, read-only.
     """
 
@@ -412,6 +444,7 @@ class StatementResult:
     traceback: list[str] = attrs.field(factory=list, converter=list)
     started_at: datetime | None = attrs.field(default=None, converter=_aware)
     completed_at: datetime | None = attrs.field(default=None, converter=_aware)
+    progress: float | None = None
     raw: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_frozen_mapping, repr=False, eq=False, hash=False
     )

@@ -5,17 +5,21 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from sessionkit.errors import (
+    InvalidConfigError,
     ServiceError,
     SessionFailedError,
     StatementFailedError,
     ThrottledError,
 )
-from sessionkit.models import Endpoint, SessionInfo, StatementResult, Usage
+from sessionkit.models import Endpoint, Progress, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState
 from sessionkit.waiting import (
     DEFAULT_POLL,
@@ -28,7 +32,10 @@ from sessionkit.waiting import (
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend
 
-__all__ = ["Session"]
+__all__ = ["ProgressCallback", "Session", "SessionRef"]
+
+#: What ``on_progress=`` takes: called with a :class:`~sessionkit.Progress` value.
+ProgressCallback = Callable[[Progress], Any]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +63,202 @@ def readiness_failure(info: SessionInfo) -> SessionFailedError | None:
         f"({info.native_state}){': ' + info.reason if info.reason else ''}",
         info=info,
     )
+
+
+def check_progress_callback(on_progress: Any) -> ProgressCallback | None:
+    """Check an ``on_progress=`` argument before anything starts."""
+    if on_progress is not None and not callable(on_progress):
+        raise InvalidConfigError(
+            "on_progress",
+            f"must be a callable taking a sessionkit.Progress, got {type(on_progress).__name__}",
+        )
+    callback: ProgressCallback | None = on_progress
+    return callback
+
+
+class ProgressReporter:
+    """Calls an ``on_progress`` callback when a poll sees something change.
+
+    "Something" is the state, the native state or the service's progress figure. A callback
+    that raises is logged and ignored: reporting must never end a wait.
+
+    Args:
+        callback: The caller's callback (``None``: report nothing).
+        clock: The poll policy's clock; ``elapsed`` counts from the reporter's creation.
+        session_id: The session's id.
+        statement_id: The statement's id, when reporting on a statement.
+    """
+
+    def __init__(
+        self,
+        callback: ProgressCallback | None,
+        clock: Callable[[], float],
+        *,
+        session_id: str | None = None,
+        statement_id: str | None = None,
+    ) -> None:
+        self._callback = callback
+        self._clock = clock
+        self._start = clock()
+        self._last: tuple[Any, ...] | None = None
+        self._session_id = session_id
+        self._statement_id = statement_id
+
+    def progress(self, seen: SessionInfo | StatementResult) -> Progress | None:
+        """The :class:`Progress` to report for ``seen``, or ``None`` when nothing changed."""
+        if self._callback is None:
+            return None
+        native = seen.native_state if isinstance(seen, SessionInfo) else _native(seen)
+        key = (seen.state, native, seen.progress)
+        if key == self._last:
+            return None
+        self._last = key
+        return Progress(
+            state=seen.state,
+            native_state=native,
+            elapsed=max(0.0, self._clock() - self._start),
+            progress=seen.progress,
+            statement_id=self._statement_id,
+            session_id=self._session_id,
+        )
+
+    def __call__(self, seen: SessionInfo | StatementResult) -> Any:
+        """Report ``seen`` if it changed something; return what the callback returned."""
+        progress = self.progress(seen)
+        if progress is None or self._callback is None:
+            return None
+        try:
+            return self._callback(progress)
+        except Exception:
+            logger.warning("the on_progress callback raised; ignoring it", exc_info=True)
+            return None
+
+
+def _native(result: StatementResult) -> str:
+    raw = result.raw
+    for key in ("State", "state"):
+        value = raw.get(key)
+        if isinstance(value, str):
+            return value
+    status = raw.get("Status")
+    if isinstance(status, Mapping) and isinstance(status.get("State"), str):
+        return str(status["State"])
+    return result.state.value
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain_location(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidConfigError("location", f"must be a mapping, got {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, _PLAIN):
+            raise InvalidConfigError(
+                "location",
+                f"must map names to plain values (str, int, float, bool, None); {key!r} is "
+                f"{type(item).__name__}",
+            )
+    return MappingProxyType(dict(value))
+
+
+def _non_empty(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidConfigError(attribute.name, f"must be a non-empty string, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class SessionRef:
+    """Where to find one session again, in another process: backend, id and location.
+
+    Made by :meth:`Session.ref`; :meth:`to_dict` gives plain JSON-safe values with no
+    credentials or clients (pass those again to :meth:`attach`), for an Airflow trigger's
+    ``serialize()``, a queue message or a file.
+
+    Attributes:
+        backend: The backend name, e.g. ``"glue"``.
+        session_id: The service's session id.
+        location: The backend's location keywords (e.g. ``{"application_id": "..."}``), plain
+            values only.
+    """
+
+    backend: str = attrs.field(validator=_non_empty)
+    session_id: str = attrs.field(validator=_non_empty)
+    location: Mapping[str, Any] = attrs.field(factory=dict, converter=_plain_location, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the reference as plain JSON-safe values (no secrets, no clients).
+
+        Returns:
+            ``{"backend": ..., "session_id": ..., "location": {...}}``.
+        """
+        return {
+            "backend": self.backend,
+            "session_id": self.session_id,
+            "location": dict(self.location),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionRef:
+        """Rebuild a reference from :meth:`to_dict`'s values.
+
+        Args:
+            data: The mapping :meth:`to_dict` returned (e.g. after a JSON round trip).
+
+        Returns:
+            The :class:`SessionRef`.
+
+        Raises:
+            InvalidConfigError: When a key is missing or unknown, or a value has the wrong type.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidConfigError("ref", f"must be a mapping, got {type(data).__name__}")
+        unknown = set(data) - {"backend", "session_id", "location"}
+        if unknown:
+            raise InvalidConfigError("ref", f"unknown keys {sorted(unknown)}")
+        for key in ("backend", "session_id"):
+            if key not in data:
+                raise InvalidConfigError(key, "is missing from the session reference")
+        return cls(
+            backend=data["backend"],
+            session_id=data["session_id"],
+            location=data.get("location") or {},
+        )
+
+    def attach(self, *, poll_policy: PollPolicy | None = None, **connection: Any) -> Session:
+        """Attach to the session (one describe call); the result is *not owned*.
+
+        Args:
+            poll_policy: How to poll and retry; default :data:`~sessionkit.DEFAULT_POLL`.
+            **connection: The backend's connection keywords (``client=``, ``region=``, ...);
+                the location comes from the reference.
+
+        Returns:
+            The :class:`Session`, not owned: leaving a ``with`` block does not stop it.
+
+        Raises:
+            InvalidConfigError: When a keyword repeats a location value with another value.
+        """
+        from sessionkit.api import attach_session
+
+        return attach_session(
+            self.backend, self.session_id, poll_policy=poll_policy, **self.keywords(connection)
+        )
+
+    def keywords(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+        """The location merged with ``connection``, for ``attach_session``.
+
+        Raises:
+            InvalidConfigError: When ``connection`` gives a location keyword another value.
+        """
+        merged = {k: v for k, v in self.location.items() if v is not None}
+        for key, value in connection.items():
+            if key in merged and merged[key] != value:
+                raise InvalidConfigError(
+                    key, f"the session reference says {merged[key]!r}; do not pass another value"
+                )
+            merged[key] = value
+        return merged
 
 
 #: A fresh endpoint is fetched when the cached token expires within this margin.
@@ -140,6 +343,15 @@ class Session:
         """Whether leaving a ``with`` block stops this session."""
         return self._owned
 
+    def ref(self) -> SessionRef:
+        """Return a :class:`SessionRef` to find this session again in another process.
+
+        Returns:
+            The backend, id and location keywords of the session (no credentials).
+        """
+        location = {k: v for k, v in self._backend.location.items() if v is not None}
+        return SessionRef(backend=self.backend, session_id=self.id, location=location)
+
     def __repr__(self) -> str:
         return (
             f"<Session {self.backend}:{self.id} {self.state.value}"
@@ -178,7 +390,11 @@ class Session:
         return self._update(self._backend._describe_light(self.id))
 
     def wait_until_ready(
-        self, timeout: timedelta | float | None = None, *, _initial: SessionInfo | None = None
+        self,
+        timeout: timedelta | float | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        _initial: SessionInfo | None = None,
     ) -> SessionInfo:
         """Wait until the session is READY.
 
@@ -188,6 +404,9 @@ class Session:
         Args:
             timeout: The longest wait (``timedelta`` or seconds); default: the poll policy's
                 (20 minutes).
+            on_progress: Called with a :class:`~sessionkit.Progress` on every poll that sees
+                the state, native state or service progress change (errors it raises are
+                logged and ignored).
 
         Returns:
             The READY :class:`SessionInfo`.
@@ -196,9 +415,13 @@ class Session:
             SessionFailedError: At once on FAILED, TIMED_OUT, DEGRADED, STOPPING or STOPPED.
             WaitTimeoutError: When time runs out (after a last poll at the deadline).
         """
+        report = ProgressReporter(
+            check_progress_callback(on_progress), self.poll_policy.clock, session_id=self.id
+        )
 
         def done(info: SessionInfo) -> bool:
             self._update(info)
+            report(info)
             if info.state is SessionState.READY:
                 return True
             failure = readiness_failure(info)
@@ -233,11 +456,18 @@ class Session:
                 self._stop_quietly()
             raise
 
-    def wait_until_stopped(self, timeout: timedelta | float | None = None) -> SessionInfo:
+    def wait_until_stopped(
+        self,
+        timeout: timedelta | float | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> SessionInfo:
         """Wait until the session has ended (STOPPED, FAILED or TIMED_OUT).
 
         Args:
             timeout: The longest wait; default: the poll policy's (20 minutes).
+            on_progress: Called with a :class:`~sessionkit.Progress` on every poll that sees
+                something change (see :meth:`wait_until_ready`).
 
         Returns:
             The final :class:`SessionInfo`.
@@ -247,14 +477,20 @@ class Session:
         """
         from sessionkit.fleet import _follow_running_wait
 
-        shared, timeout = _follow_running_wait(
-            self, lambda info: info.state.is_terminal, timeout, target="stopped"
+        report = ProgressReporter(
+            check_progress_callback(on_progress), self.poll_policy.clock, session_id=self.id
         )
+
+        def stopped(info: SessionInfo) -> bool:
+            report(info)
+            return info.state.is_terminal
+
+        shared, timeout = _follow_running_wait(self, stopped, timeout, target="stopped")
         if shared is not None:
             return shared
         final: SessionInfo = poll_until(
             self._poll,
-            lambda info: info.state.is_terminal,
+            stopped,
             policy=self.poll_policy,
             timeout=timeout,
             backend=self._backend,
@@ -356,7 +592,13 @@ class Session:
 
     # -- running code ----------------------------------------------------------------------------
 
-    def run(self, code: str, timeout: timedelta | float | None = None) -> StatementResult:
+    def run(
+        self,
+        code: str,
+        timeout: timedelta | float | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> StatementResult:
         """Run code in the session and wait for its result.
 
         Waits first until the session accepts work (BUSY waits; a terminal state fails).
@@ -367,6 +609,8 @@ class Session:
             code: The code to run (PySpark, with ``spark`` bound).
             timeout: The longest wait for the statement; when it passes, the statement is
                 cancelled on the service and :class:`WaitTimeoutError` is raised. Default: none.
+            on_progress: Called with a :class:`~sessionkit.Progress` (its ``statement_id``
+                set) on every statement poll that sees the state or progress change.
 
         Returns:
             The :class:`StatementResult` of a successful run.
@@ -377,9 +621,8 @@ class Session:
             WaitTimeoutError: When ``timeout`` passed (the statement was cancelled).
         """
         if not isinstance(code, str) or not code.strip():
-            from sessionkit.errors import InvalidConfigError
-
             raise InvalidConfigError("code", "must be a non-empty string of code")
+        callback = check_progress_callback(on_progress)
         self.wait_until_ready()
 
         # Only throttling proves a statement did not start: never risk running code twice.
@@ -391,10 +634,18 @@ class Session:
             backend=self._backend,
         )
         logger.info("submitted statement %s to %s session %s", statement_id, self.backend, self.id)
+        report = ProgressReporter(
+            callback, self.statement_policy.clock, session_id=self.id, statement_id=statement_id
+        )
+
+        def finished(result: StatementResult) -> bool:
+            report(result)
+            return result.state.is_terminal
+
         try:
             result = poll_until(
                 lambda: self._backend._statement(self.id, statement_id),
-                lambda r: r.state.is_terminal,
+                finished,
                 policy=self.statement_policy,
                 timeout=timeout,
                 describe=lambda r: (

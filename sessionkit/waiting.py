@@ -70,7 +70,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -85,6 +85,7 @@ __all__ = [
     "CallBudget",
     "PollPolicy",
     "Terminated",
+    "call_pause",
     "call_with_retries",
     "poll_until",
     "spend_call",
@@ -182,6 +183,25 @@ def _budget_key(backend: Any) -> Any:
     return key() if callable(key) else backend
 
 
+def call_pause(backend: Any, policy: PollPolicy) -> float:
+    """Take one call from the budget of ``backend``'s client; return the seconds to wait first.
+
+    The non-sleeping half of :func:`spend_call`, for callers that sleep on their own terms
+    (``sessionkit.aio`` sleeps on the event loop).
+
+    Args:
+        backend: The backend about to make a call (``None``: no budget applies).
+        policy: The policy whose :class:`CallBudget` and clock to use.
+
+    Returns:
+        Seconds to wait before making the call (0 when the budget had a call to spare).
+    """
+    budget = policy.budget
+    if backend is None or budget is None:
+        return 0.0
+    return _bucket_of(_budget_key(backend)).take(budget, policy.clock)
+
+
 def spend_call(backend: Any, policy: PollPolicy) -> None:
     """Take one call from the budget of ``backend``'s client, sleeping if it is spent.
 
@@ -229,6 +249,10 @@ class PollPolicy:
         sleep: Sleeps for a number of seconds (``time.sleep``); inject a virtual one in tests.
         rng: The random source of the jitter (seed one for reproducible schedules).
         now: The wall clock (timezone-aware), for token expiry; inject with ``clock``.
+        async_sleep: The coroutine ``sessionkit.aio`` awaits to sleep. ``None`` (default):
+            ``asyncio.sleep`` when ``sleep`` is ``time.sleep``, otherwise ``sleep`` itself
+            followed by a yield to the event loop, so a policy on a virtual clock runs the
+            async API on virtual time too.
     """
 
     first: float = attrs.field(default=1.0, validator=_positive)
@@ -246,6 +270,9 @@ class PollPolicy:
     sleep: Callable[[float], None] = attrs.field(default=time.sleep, eq=False, repr=False)
     rng: random.Random = attrs.field(factory=random.Random, eq=False, repr=False)
     now: Callable[[], datetime] = attrs.field(default=_utcnow, eq=False, repr=False)
+    async_sleep: Callable[[float], Awaitable[None]] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
 
     def interval(self, attempt: int) -> float:
         """The pause after the ``attempt``-th poll (1-based), jitter applied.

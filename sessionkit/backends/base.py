@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -22,7 +23,12 @@ from sessionkit.states import SessionState
 if TYPE_CHECKING:
     from sessionkit.waiting import PollPolicy
 
-__all__ = ["Backend", "PreparedStart"]
+__all__ = ["CREATED_BY_TAG", "EXPIRES_AT_TAG", "Backend", "PreparedStart"]
+
+#: The tag sessionkit puts on the sessions it starts (where the provider has tags).
+CREATED_BY_TAG = "sessionkit:created-by"
+#: The tag saying when a session sessionkit started may be swept (ISO-8601, UTC).
+EXPIRES_AT_TAG = "sessionkit:expires-at"
 
 
 @attrs.frozen(kw_only=True)
@@ -182,3 +188,39 @@ class Backend(abc.ABC):
     def _endpoint(self, session_id: str) -> Endpoint:
         """Get a Spark Connect endpoint with a fresh token."""
         raise NotSupportedError(f"the {self.name} backend has no Spark Connect endpoint")
+
+    # -- sweeping ----------------------------------------------------------------------------
+
+    def _tags(self, info: SessionInfo) -> Mapping[str, str]:
+        """The tags of a listed session (one attempt; may call the service).
+
+        Default: ``info.tags`` when the list answer carried them, else a describe's.
+        """
+        if info.tags is not None:
+            return info.tags
+        return self._describe(info.id).tags or {}
+
+    def sweep_marks(
+        self, info: SessionInfo, tags: Mapping[str, str]
+    ) -> tuple[bool, datetime | None]:
+        """Read sessionkit's marks on a session: started by sessionkit? expires when?
+
+        Default: the ``sessionkit:created-by`` tag, and ``sessionkit:expires-at`` as ISO-8601
+        UTC. Backends whose provider spells tags differently (labels, a name prefix) override.
+
+        Returns:
+            Whether sessionkit started the session, and its expiry (``None`` if not tagged or
+            unreadable).
+        """
+        if CREATED_BY_TAG not in tags:
+            return False, None
+        text = tags.get(EXPIRES_AT_TAG)
+        if not text:
+            return True, None
+        try:
+            expires = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return True, None
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=timezone.utc)
+        return True, expires

@@ -211,6 +211,8 @@ def session_info(record: Mapping[str, Any]) -> SessionInfo:
         idle_since=record.get("idleSince"),
         idle_timeout=timedelta(minutes=idle) if idle else None,
         arn=record.get("arn"),
+        # Summaries from ListSessions carry no tags (None: unknown); a described session does.
+        tags=record.get("tags"),
         usage=_usage(record),
         raw=record,
     )

@@ -140,8 +140,18 @@ def build_create_request(config: SessionConfig) -> tuple[dict[str, Any], dict[st
 # ----------------------------------------------------------------------------- responses
 
 
+def fraction(value: Any) -> float | None:
+    """Glue's ``Progress`` as a fraction 0..1 (the service may count it in percent)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return max(0.0, min(1.0, value / 100.0 if value > 1 else float(value)))
+
+
 def session_info(record: Mapping[str, Any]) -> SessionInfo:
-    """Translate a Glue ``Session`` record into a :class:`SessionInfo`."""
+    """Translate a Glue ``Session`` record into a :class:`SessionInfo`.
+
+    Glue's records carry no tags (``GetTags`` has them), so ``tags`` stays ``None``.
+    """
     native = record.get("Status") or ""
     idle = record.get("IdleTimeout")
     return SessionInfo(
@@ -154,6 +164,7 @@ def session_info(record: Mapping[str, Any]) -> SessionInfo:
         created_at=record.get("CreatedOn"),
         ended_at=record.get("CompletedOn"),
         idle_timeout=timedelta(minutes=idle) if idle else None,
+        progress=fraction(record.get("Progress")),
         usage=Usage(
             dpu_seconds=record.get("DPUSeconds"),
             execution_seconds=record.get("ExecutionTime"),
@@ -181,6 +192,7 @@ def statement_result(record: Mapping[str, Any]) -> StatementResult:
         traceback=list(output.get("Traceback") or []),
         started_at=seconds_to_datetime(record.get("StartedOn")),
         completed_at=seconds_to_datetime(record.get("CompletedOn")),
+        progress=fraction(record.get("Progress")),
         raw=record,
     )
 
@@ -261,6 +273,18 @@ class GlueBackend(AwsBackend):
             params["NextToken"] = token
         page = self._call("list_sessions", **params)
         return [session_info(r) for r in page.get("Sessions", [])], page.get("NextToken") or None
+
+    def _tags(self, info: SessionInfo) -> Mapping[str, str]:
+        # Glue sessions are tagged resources, arn:PARTITION:glue:REGION:ACCOUNT:session/ID; the
+        # record names no account, but its role lives in the session's own account.
+        role = str(info.raw.get("Role") or "")
+        if info.tags is not None or not role.startswith("arn:"):
+            return super()._tags(info)
+        parts = role.split(":")
+        region = self.client.meta.region_name
+        arn = f"arn:{parts[1]}:glue:{region}:{parts[4]}:session/{info.id}"
+        tags: Mapping[str, str] = self._call("get_tags", ResourceArn=arn).get("Tags") or {}
+        return tags
 
     def _run(self, session_id: str, code: str) -> str:
         return str(self._call("run_statement", SessionId=session_id, Code=code)["Id"])

@@ -330,6 +330,13 @@ class GlueService(EmulatedService):
             result["NextToken"] = token
         return result
 
+    def op_get_tags(self, params: dict[str, Any]) -> dict[str, Any]:
+        arn = str(params["ResourceArn"])
+        kind, _, session_id = arn.rpartition(":")[2].partition("/")
+        if kind != "session":
+            raise EmulatedError("EntityNotFoundException", f"Resource {arn} not found.")
+        return {"Tags": dict(self._get(session_id).request.get("Tags", {}))}
+
     def op_run_statement(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self._settle(self._get(params["SessionId"]))
         if session.status != "READY":

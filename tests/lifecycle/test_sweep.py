@@ -1,0 +1,82 @@
+"""sweep_sessions: stop leaked sessions sessionkit started, never anyone else's."""
+
+from __future__ import annotations
+
+import gc
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from sessionkit import InvalidConfigError, SessionState, open_session, sweep_sessions
+from sessionkit.testing import Emulator
+
+CREATED_BY = "sessionkit:created-by"
+EXPIRES_AT = "sessionkit:expires-at"
+
+
+def wired(emulator: Emulator, backend: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    connection = {"poll_policy": emulator.poll_policy(), **emulator.keywords(backend)}
+    return {"role": emulator.role(backend), **connection}, connection
+
+
+def leak(backend: str, keywords: dict[str, Any], tags: dict[str, str]) -> str:
+    """A session opened by a process that then died: started, never waited for, dropped."""
+    # A long idle timeout, so the service's own clean-up does not end it first.
+    session = open_session(
+        backend, wait=False, tags=tags, idle_timeout=timedelta(hours=12), **keywords
+    )
+    session_id = session.id
+    del session
+    gc.collect()
+    return session_id
+
+
+@pytest.mark.parametrize("backend", ["glue", "emr-serverless"])
+def test_sweep_stops_old_tagged_sessions_and_spares_the_rest(
+    emulator: Emulator, backend: str
+) -> None:
+    keywords, connection = wired(emulator, backend)
+    service = emulator.service(backend)
+    leaked = leak(backend, keywords, {CREATED_BY: "host-a/alice"})
+    foreign = leak(backend, keywords, {"team": "data"})
+    emulator.clock.advance(3 * 3600)
+    young = leak(backend, keywords, {CREATED_BY: "host-a/alice"})
+    expiry = (emulator.clock.now() - timedelta(minutes=1)).isoformat()
+    expired = leak(backend, keywords, {CREATED_BY: "host-b/bob", EXPIRES_AT: expiry})
+
+    preview = sweep_sessions(backend, older_than="2h", dry_run=True, **connection)
+    assert sorted(info.id for info in preview) == sorted([leaked, expired])
+    assert all(service.status(i) not in _ENDED for i in (leaked, expired))  # dry run
+
+    swept = sweep_sessions(backend, older_than=timedelta(hours=2), **connection)
+    assert sorted(info.id for info in swept) == sorted([leaked, expired])
+    assert all(info.tags and CREATED_BY in info.tags for info in swept)
+    assert service.status(leaked) in _ENDED
+    assert service.status(expired) in _ENDED
+    assert service.status(foreign) not in _ENDED  # no tag: never stopped, however old
+    assert service.status(young) not in _ENDED
+    # A second sweep finds nothing more to do.
+    assert sweep_sessions(backend, older_than="2h", **connection) == []
+
+
+_ENDED = {"STOPPING", "STOPPED", "TERMINATING", "TERMINATED"}
+
+
+def test_older_than_needs_a_unit(emulator: Emulator) -> None:
+    _, connection = wired(emulator, "glue")
+    with pytest.raises(InvalidConfigError) as caught:
+        sweep_sessions("glue", older_than=7200, **connection)
+    assert caught.value.field == "older_than"
+    assert "unit" in str(caught.value)
+    assert emulator.call_count() == 0
+
+
+def test_a_session_stopped_before_the_sweep_is_not_reported(emulator: Emulator) -> None:
+    keywords, connection = wired(emulator, "glue")
+    with open_session("glue", tags={CREATED_BY: "me"}, **keywords) as session:
+        pass
+    session.wait_until_stopped()
+    emulator.clock.advance(10 * 3600)
+    assert sweep_sessions("glue", older_than="1h", **connection) == []
+    assert session.refresh().state is SessionState.STOPPED
