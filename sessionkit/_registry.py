@@ -39,6 +39,7 @@ _KNOWN: Mapping[str, tuple[str, str]] = MappingProxyType(
         "glue": ("sessionkit.backends.aws.glue:GlueBackend", "boto3"),
         "emr-serverless": ("sessionkit.backends.aws.emr_serverless:EmrServerlessBackend", "boto3"),
         "athena": ("sessionkit.backends.aws.athena:AthenaBackend", "boto3"),
+        "emr": ("sessionkit.backends.aws.emr:EmrBackend", "boto3"),
     }
 )
 

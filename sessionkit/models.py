@@ -423,7 +423,9 @@ def _endpoint_address(url: str) -> tuple[str, str]:
     parts = urlsplit(url if "://" in url else f"//{url}")
     host = parts.hostname or ""
     port = parts.port or 443
-    shown = f"[{host}]" if ":" in host else host
+    # The host as the service wrote it (hostname lower-cases it): the recipe string is exact.
+    written = parts.netloc.rpartition("@")[2]
+    shown = written[: len(written) - len(f":{parts.port}")] if parts.port else written
     return host, f"sc://{shown}:{port}"
 
 

@@ -104,17 +104,20 @@ class EmulatorHarness(Harness):
         "glue": "glue",
         "emr-serverless": "emr-serverless",
         "athena": "athena",
+        "emr": "emr",
     }
     # Glue translates every portable field, so it has nothing to reject.
     _UNSUPPORTED: ClassVar[dict[str, tuple[str, Any] | None]] = {
         "glue": None,
         "emr-serverless": ("workers", Workers(count=2, type="G.1X")),
         "athena": ("max_duration", 3600),
+        "emr": ("max_dpus", 4.0),
     }
     _DESCRIBE: ClassVar[dict[str, tuple[str, ...]]] = {
         "glue": ("GetSession",),
         "emr-serverless": ("GetSession",),
         "athena": ("GetSession", "GetSessionStatus"),
+        "emr": ("GetSession",),
     }
 
     def __init__(self, backend: str, emulator: Emulator | None = None) -> None:

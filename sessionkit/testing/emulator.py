@@ -55,6 +55,7 @@ _SERVICES: Mapping[str, str] = {
     "glue": "sessionkit.testing.aws.glue:GlueService",
     "emr-serverless": "sessionkit.testing.aws.emr_serverless:EmrServerlessService",
     "athena": "sessionkit.testing.aws.athena:AthenaService",
+    "emr": "sessionkit.testing.aws.emr:EmrService",
     "s3": "sessionkit.testing.aws.s3:S3Service",
 }
 
@@ -69,6 +70,7 @@ _WIRING: Mapping[str, tuple[str, str]] = {
         "sessionkit.testing.aws.wiring:role",
     ),
     "athena": ("sessionkit.testing.aws.wiring:athena", "sessionkit.testing.aws.wiring:role"),
+    "emr": ("sessionkit.testing.aws.wiring:emr", "sessionkit.testing.aws.wiring:role"),
 }
 
 

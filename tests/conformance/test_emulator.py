@@ -12,6 +12,7 @@ _MODULES = {
     "glue": "sessionkit.testing.aws.glue",
     "emr-serverless": "sessionkit.testing.aws.emr_serverless",
     "athena": "sessionkit.testing.aws.athena",
+    "emr": "sessionkit.testing.aws.emr",
 }
 
 
