@@ -165,6 +165,8 @@ class AthenaService(EmulatedService):
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
+        #: The authenticating Spark Connect proxy tokens are granted on (``Emulator.use_spark``).
+        self.spark_proxy: Any = None
         self.timeline = AthenaTimeline()
         self.executor: Callable[[str], StatementOutcome] = python_executor
         self._work_groups: dict[str, _WorkGroup] = {}
@@ -501,6 +503,10 @@ class AthenaService(EmulatedService):
             raise EmulatedError("InvalidRequestException", f"Session is in {session.status} state.")
         url = self.endpoint_url or f"https://{session.id}.spark-connect.athena.emulator.invalid"
         token, expires = self.auth_token(self.timeline.token_ttl)
+        if self.spark_proxy is not None:
+            self.spark_proxy.grant(
+                token, backend="athena", expires_at=expires, session_id=session.id
+            )
         return {
             "EndpointUrl": url,
             "AuthToken": token,

@@ -150,6 +150,8 @@ class GlueService(EmulatedService):
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
+        #: The authenticating Spark Connect proxy tokens are granted on (``Emulator.use_spark``).
+        self.spark_proxy: Any = None
         self.timeline = GlueTimeline()
         self.executor: Callable[[str], StatementOutcome] = python_executor
         self._sessions: dict[str, _Session] = {}
@@ -405,9 +407,11 @@ class GlueService(EmulatedService):
             )
         url = (
             self.endpoint_url
-            or f"sc://{session.id}.spark-connect.glue.emulator.invalid:443/;use_ssl=true"
+            or f"sc://{session.id}.spark-connect.glue.{self.emulator.region}.emulator.invalid"
         )
         token, expires = self.auth_token(self.timeline.token_ttl)
+        if self.spark_proxy is not None:
+            self.spark_proxy.grant(token, backend="glue", expires_at=expires, session_id=session.id)
         return {
             "SparkConnect": {
                 "Url": url,
