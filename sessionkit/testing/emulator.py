@@ -57,6 +57,7 @@ _SERVICES: Mapping[str, str] = {
     "athena": "sessionkit.testing.aws.athena:AthenaService",
     "emr": "sessionkit.testing.aws.emr:EmrService",
     "s3": "sessionkit.testing.aws.s3:S3Service",
+    "sts": "sessionkit.testing.aws.sts:StsService",
 }
 
 
@@ -88,7 +89,10 @@ def emulated_backends() -> list[str]:
 #: services: Glue sends statement output status in lower case ("ok", "error") although the model
 #: types it as the upper-case StatementState enum.
 KNOWN_DEVIATIONS: frozenset[tuple[str, str, str]] = frozenset(
-    {("glue", "GetStatement", "Statement.Output.Status")}
+    {
+        ("glue", "GetStatement", "Statement.Output.Status"),
+        ("glue", "ListStatements", "Statements[].Output.Status"),
+    }
 )
 
 
@@ -427,7 +431,7 @@ class Emulator:
                         if operation.output_shape
                         else []
                     )
-                    if (service, name, path) not in KNOWN_DEVIATIONS
+                    if (service, name, re.sub(r"\[\d+\]", "[]", path)) not in KNOWN_DEVIATIONS
                 ]
                 if problems:
                     raise EmulatorDriftError(
@@ -465,7 +469,16 @@ class Emulator:
             Call(service=service, operation=name, at=at, params=params, outcome=outcome)
         )
 
+    def _codec(self, operation: OperationModel) -> Any:
+        """The service itself, when it encodes its own answers (STS's query protocol)."""
+        service = self._services.get(operation.service_model.service_name)
+        return service if hasattr(service, "encode_success") else None
+
     def _success(self, operation: OperationModel, result: dict[str, Any]) -> AWSResponse:
+        codec = self._codec(operation)
+        if codec is not None:
+            response: AWSResponse = codec.encode_success(operation, result, self.request_id())
+            return response
         protocol = operation.service_model.resolved_protocol
         if protocol == "rest-xml":
             return _rest_xml_success(operation, result, self.request_id())
@@ -478,6 +491,10 @@ class Emulator:
         return AWSResponse("https://emulator.invalid/", 200, headers, _Body(body))
 
     def _error(self, operation: OperationModel, error: EmulatedError) -> AWSResponse:
+        codec = self._codec(operation)
+        if codec is not None:
+            answer: AWSResponse = codec.encode_error(error, self.request_id())
+            return answer
         protocol = operation.service_model.resolved_protocol
         headers = {"x-amzn-RequestId": self.request_id(), "x-sessionkit-error": error.code}
         if protocol == "rest-json":

@@ -376,21 +376,23 @@ class LocalSparkConnect:
         self.stop()
 
 
-def spark_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcome]:
+def spark_executor(server: LocalSparkConnect) -> Callable[..., StatementOutcome]:
     """An executor for the emulated statement APIs that runs code on a real Spark.
 
     The code runs like a notebook cell, as :func:`~sessionkit.testing.python_executor` runs it
     (printed text, then the value of a last expression), with ``spark`` bound to a Spark Connect
     client session of ``server``. A failure is reported with the real exception's type name,
-    message and traceback. Every statement gets a fresh Python namespace; Spark state (temporary
-    views, SQL configuration) lives in the one client session and is shared by all statements
-    this executor runs.
+    message and traceback. The emulated services pass each session's own ``namespace``: its
+    Python variables and its ``spark`` (one Spark Connect session per emulated session, so
+    temporary views and SQL settings are the session's own) last from statement to statement.
+    Without a namespace, a statement gets a fresh one and a client shared by all such calls.
 
     Args:
         server: The server to run on (started here if it is not yet).
 
     Returns:
-        ``code -> StatementOutcome``, for ``GlueService.executor`` and the like.
+        ``(code, namespace=None) -> StatementOutcome``, for ``GlueService.executor`` and the
+        like.
 
     Raises:
         NotSupportedError: When PySpark (the ``spark`` extra) or Java is missing.
@@ -398,21 +400,32 @@ def spark_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcom
     connect_session = _import("pyspark.sql.connect.session")
     server.start()
     lock = threading.Lock()
-    client: list[Any] = []
+    shared: list[Any] = []
 
-    def spark() -> Any:
+    def new_client() -> Any:
+        # Made directly, not through the builder, so it never becomes PySpark's default or
+        # active session: code under test that asks for those gets its own.
+        return connect_session.SparkSession(connection=server.spark_connect_url)
+
+    def spark(namespace: dict[str, Any] | None) -> Any:
         with lock:
-            if not client or client[0].is_stopped:
-                # Made directly, not through the builder, so it never becomes PySpark's default
-                # or active session: code under test that asks for those gets its own.
-                client[:] = [connect_session.SparkSession(connection=server.spark_connect_url)]
-            return client[0]
+            if namespace is not None:
+                client = namespace.get(_SPARK_KEY)
+                if client is None or client.is_stopped:
+                    client = namespace[_SPARK_KEY] = new_client()
+                return client
+            if not shared or shared[0].is_stopped:
+                shared[:] = [new_client()]
+            return shared[0]
 
-    def execute(code: str) -> StatementOutcome:
+    def execute(code: str, namespace: dict[str, Any] | None = None) -> StatementOutcome:
         out = io.StringIO()
-        namespace: dict[str, Any] = {"__name__": "__sessionkit_statement__"}
+        scope: dict[str, Any] = namespace if namespace is not None else {}
+        scope.setdefault("__name__", "__sessionkit_statement__")
         try:
-            namespace["spark"] = spark()
+            client = spark(namespace)
+            if not isinstance(scope.get("spark"), type(client)) or scope["spark"].is_stopped:
+                scope["spark"] = client
             tree = ast.parse(code, mode="exec")
             last = tree.body[-1] if tree.body else None
             if isinstance(last, ast.Expr):
@@ -420,10 +433,10 @@ def spark_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcom
             else:
                 last = None
             with contextlib.redirect_stdout(out):
-                exec(compile(tree, "<statement>", "exec"), namespace)
+                exec(compile(tree, "<statement>", "exec"), scope)
                 if last is not None:
                     expression = ast.Expression(last.value)
-                    value = eval(compile(expression, "<statement>", "eval"), namespace)
+                    value = eval(compile(expression, "<statement>", "eval"), scope)
                     if value is not None:
                         print(value if isinstance(value, str) else repr(value))
         except Exception as exc:
@@ -438,6 +451,10 @@ def spark_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcom
         return StatementOutcome(output=out.getvalue().rstrip("\n"))
 
     return execute
+
+
+#: Where a session's namespace keeps its own Spark Connect client.
+_SPARK_KEY = "__sessionkit_spark__"
 
 
 #: What each backend's Spark Connect recipe (DESIGN section 9) sends as fixed metadata besides
@@ -663,7 +680,7 @@ def attach(
     server: LocalSparkConnect,
     *,
     backends: Iterable[str] = ("glue", "emr-serverless", "athena", "emr"),
-    executor: Callable[[str], StatementOutcome] | None = None,
+    executor: Callable[..., StatementOutcome] | None = None,
 ) -> SparkConnectProxy:
     """Back the emulated services of ``emulator`` that run code or hand out endpoints.
 
