@@ -163,3 +163,52 @@ def test_the_header_interceptor_sends_current_headers_and_never_a_bearer() -> No
         [("x-aws-proxy-port", "15002"), ("x-aws-proxy-auth", "first")],
         [("x-aws-proxy-port", "15002"), ("x-aws-proxy-auth", "second")],
     ]
+
+
+def test_threads_share_one_refresh_and_always_send_a_current_token() -> None:
+    pytest.importorskip("grpc")
+    import threading
+    from types import SimpleNamespace
+
+    import sessionkit
+    from sessionkit._spark import header_interceptor
+    from sessionkit.testing import Emulator
+
+    emulator = Emulator()
+    service = emulator.service("emr-serverless")
+    service.timeline.token_ttl = 600.0  # type: ignore[attr-defined]
+    keywords = {**emulator.keywords("emr-serverless"), "poll_policy": emulator.poll_policy()}
+    with sessionkit.open_session(
+        "emr-serverless", role="arn:aws:iam::123456789012:role/R", **keywords
+    ) as session:
+        first = session.endpoint()
+        interceptor = header_interceptor(lambda: session.endpoint().headers)
+        fetched = emulator.call_count("emr-serverless", "GetSessionEndpoint")
+        # Within a minute of expiry: the next calls must refresh, once, whatever the threads.
+        emulator.clock.advance(600.0 - 30.0)
+        sent: list[str] = []
+        barrier = threading.Barrier(8)
+
+        def call() -> None:
+            details = SimpleNamespace(
+                method="/m",
+                timeout=None,
+                metadata=[],
+                credentials=None,
+                wait_for_ready=None,
+                compression=None,
+            )
+            barrier.wait()
+            interceptor.intercept_unary_unary(
+                lambda d, r: sent.append(dict(d.metadata)["x-aws-proxy-auth"]), details, None
+            )
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert emulator.call_count("emr-serverless", "GetSessionEndpoint") == fetched + 1
+        current = session.endpoint()
+        assert sent == [current.token] * 8
+        assert current.token != first.token
