@@ -282,8 +282,10 @@ class Emulator:
         """Run statements on a real local Spark and hand out its Spark Connect endpoint.
 
         Every emulated service that runs code or hands out endpoints is switched over: ``run()``
-        executes the code against ``server`` with ``spark`` bound, and ``endpoint()`` returns
-        the server's URL and token, so ``Session.spark()`` connects to it. Needs the ``spark``
+        executes the code against ``server`` with ``spark`` bound (one Spark session per
+        emulated session), and ``endpoint()`` leads to an authenticating proxy in front of it
+        that accepts only the backend's header recipe with a current token, so
+        ``Session.spark()`` connects as it would to the service. Needs the ``spark``
         extra (``pip install 'sessionkit[spark]'``) and Java; see
         :mod:`sessionkit.testing.spark`.
 

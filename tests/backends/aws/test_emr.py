@@ -189,8 +189,10 @@ def test_a_session_opens_on_a_running_or_waiting_cluster(emulator: Emulator, sta
         **connection,
     ) as session:
         assert session.state is SessionState.READY
+        emulator.clock.advance(emulator.service("emr").timeline.idle_after)  # type: ignore[attr-defined]
         info = session.refresh()
         assert info.native_state == "IDLE"
+        assert info.state is SessionState.READY
         assert info.arn is not None and info.arn.endswith(f"/session/{session.id}")
         assert info.raw["ExecutionRoleArn"] == ROLE
         assert [dict(tag) for tag in info.raw["Tags"]] == [{"Key": "a", "Value": "b"}]
