@@ -41,6 +41,7 @@ _KNOWN: Mapping[str, tuple[str, str]] = MappingProxyType(
         "athena": ("sessionkit.backends.aws.athena:AthenaBackend", "boto3"),
         "livy": ("sessionkit.backends.livy.backend:LivyBackend", "sessionkit[livy]"),
         "dataproc": ("sessionkit.backends.gcp.dataproc:DataprocBackend", "sessionkit[dataproc]"),
+        "emr": ("sessionkit.backends.aws.emr:EmrBackend", "boto3"),
     }
 )
 

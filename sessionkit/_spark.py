@@ -3,47 +3,58 @@
 Imported only by :meth:`sessionkit.Session.spark`; PySpark and gRPC come from the ``spark``
 extra and are imported here, never by ``import sessionkit``.
 
-Spark Connect endpoints of the AWS services hand out tokens that expire after about an hour,
-while a ``SparkSession`` is often kept for a whole notebook or job. PySpark reads the token from
-the connection string once and sends that same value forever, so a long-lived ``SparkSession``
-starts failing when it expires. The client built here sends no token of its own; a gRPC
-interceptor puts the *current* token into every call, asking the ``Session`` for it (which
-fetches a new endpoint shortly before the old token expires).
+Spark Connect endpoints of the cloud services hand out tokens that expire after about an hour,
+while a ``SparkSession`` is often kept for a whole notebook or job. PySpark reads the connection
+string once and sends the same metadata forever, so a long-lived ``SparkSession`` would start
+failing when its token expires. The client built here leaves the token out of the connection
+string; a gRPC interceptor puts the *current* credentials into every call, asking the
+``Session`` for its endpoint (which fetches a new one shortly before the old token expires).
+
+Which metadata carries the token is the backend's recipe, not this module's: an endpoint with
+:attr:`~sessionkit.Endpoint.headers` has exactly those sent on every call (and never an
+``authorization: Bearer``); one without sends its token as PySpark's ``token=`` would, as a
+bearer token.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from sessionkit.models import Endpoint
 
-__all__ = ["bearer_interceptor", "channel_url", "connect"]
+__all__ = ["bearer_interceptor", "channel_url", "connect", "header_interceptor"]
 
 _LOCAL_HOSTS = frozenset({"localhost"})
 
 
 def channel_url(endpoint: Endpoint) -> str:
-    """The endpoint's ``sc://`` connection string without its token.
+    """The endpoint's ``sc://`` connection string without the credentials sent per call.
 
-    PySpark sends a token over TLS only, except to ``localhost``; since the token travels in an
-    interceptor here, the same rule is applied by asking for TLS (``use_ssl=true``) whenever a
-    token is to be sent to another host.
+    Dropped are ``token=`` and every parameter named like one of the endpoint's headers (the
+    interceptor sends those, current, on every call); the recipe's other parameters stay, and
+    PySpark sends them as metadata. PySpark sends a token over TLS only, except to
+    ``localhost``; since the token travels in an interceptor here, the same rule is applied for
+    bearer tokens by asking for TLS (``use_ssl=true``) when one goes to another host.
 
     Args:
         endpoint: The session's endpoint.
 
     Returns:
-        ``sc://host:port/;param=...`` with every parameter but ``token``.
+        ``sc://host:port/;param=...`` without the per-call credentials.
     """
     url = endpoint.spark_connect_url
     head, _, tail = url.partition(";")
-    params = [p for p in tail.split(";") if p and not p.startswith("token=")]
+    per_call = {key.lower() for key in endpoint.headers} | {"token"}
+    params = [
+        p for p in tail.split(";") if p and p.partition("=")[0].strip().lower() not in per_call
+    ]
     host = urlsplit(head.replace("sc://", "http://", 1)).hostname or ""
     if (
         endpoint.token
+        and not endpoint.headers
         and host not in _LOCAL_HOSTS
         and not any(p.lower() == "use_ssl=true" for p in params)
     ):
@@ -63,21 +74,25 @@ class _CallDetails(NamedTuple):
     compression: Any
 
 
-class _BearerToken:
-    """Adds ``authorization: Bearer <token()>`` to every call (gRPC client interceptor)."""
+class _Metadata:
+    """Puts ``headers()`` into every call's metadata, replacing same-named entries.
 
-    def __init__(self, token: Callable[[], str | None]) -> None:
-        self._token = token
+    A gRPC client interceptor for every kind of call; ``headers`` is called once per call. The
+    call's own ``authorization`` entry is always dropped: credentials come only from here.
+    """
+
+    def __init__(self, headers: Callable[[], Mapping[str, str]]) -> None:
+        self._headers = headers
 
     def _details(self, details: Any) -> _CallDetails:
+        current = {key.lower(): value for key, value in self._headers().items()}
+        dropped = {*current, "authorization"}
         metadata = [
             (key, value)
             for key, value in (getattr(details, "metadata", None) or ())
-            if key.lower() != "authorization"
+            if key.lower() not in dropped
         ]
-        current = self._token()
-        if current:
-            metadata.append(("authorization", f"Bearer {current}"))
+        metadata.extend(current.items())
         return _CallDetails(
             method=details.method,
             timeout=getattr(details, "timeout", None),
@@ -100,11 +115,12 @@ class _BearerToken:
         return continuation(self._details(details), requests)
 
 
-def bearer_interceptor(token: Callable[[], str | None]) -> Any:
-    """A gRPC client interceptor for every kind of call that sends ``token()`` as bearer token.
+def header_interceptor(headers: Callable[[], Mapping[str, str]]) -> Any:
+    """A gRPC client interceptor for every kind of call that sends ``headers()`` as metadata.
 
     Args:
-        token: Returns the token to send (``None``: send none), called before every call.
+        headers: Returns the metadata to send, called before every call (so it can hand out a
+            fresh token); an entry replaces any of the same name the call already had.
 
     Returns:
         The interceptor, for ``ChannelBuilder.add_interceptor``.
@@ -113,9 +129,9 @@ def bearer_interceptor(token: Callable[[], str | None]) -> Any:
     # gRPC picks the calls an interceptor sees by isinstance, so it must derive from the
     # interceptor classes of the gRPC that is installed; they are only known at run time.
     interceptor = type(
-        "BearerTokenInterceptor",
+        "SessionkitMetadataInterceptor",
         (
-            _BearerToken,
+            _Metadata,
             grpc.UnaryUnaryClientInterceptor,
             grpc.UnaryStreamClientInterceptor,
             grpc.StreamUnaryClientInterceptor,
@@ -123,15 +139,44 @@ def bearer_interceptor(token: Callable[[], str | None]) -> Any:
         ),
         {},
     )
-    return interceptor(token)
+    return interceptor(headers)
 
 
-def connect(endpoint: Endpoint, token: Callable[[], str | None]) -> Any:
+def bearer_interceptor(token: Callable[[], str | None]) -> Any:
+    """A gRPC client interceptor that sends ``authorization: Bearer <token()>`` on every call.
+
+    For endpoints without a header recipe (a generic Spark Connect server); the cloud services'
+    recipes use :func:`header_interceptor`.
+
+    Args:
+        token: Returns the token to send (``None``: send none), called before every call.
+
+    Returns:
+        The interceptor, for ``ChannelBuilder.add_interceptor``.
+    """
+
+    def headers() -> Mapping[str, str]:
+        current = token()
+        return {"authorization": f"Bearer {current}"} if current else {}
+
+    return header_interceptor(headers)
+
+
+def connect(
+    endpoint: Endpoint,
+    token: Callable[[], str | None],
+    *,
+    current: Callable[[], Endpoint] | None = None,
+) -> Any:
     """A new PySpark Spark Connect ``SparkSession`` on ``endpoint``.
 
     Args:
-        endpoint: Where to connect (its URL; its token only says whether one is needed).
-        token: Returns the token to send, called before every gRPC call.
+        endpoint: Where to connect (its URL and recipe; its credentials say what to send).
+        token: Returns the token to send, called before every gRPC call (for endpoints without
+            headers, sent as a bearer token).
+        current: Returns the endpoint with valid credentials now (``Session.endpoint``), called
+            before every gRPC call; its :attr:`~sessionkit.Endpoint.headers` are sent. Without
+            it, the headers of ``endpoint`` are sent as they are.
 
     Returns:
         A ``pyspark.sql.connect.session.SparkSession`` (also PySpark's default and active
@@ -143,6 +188,9 @@ def connect(endpoint: Endpoint, token: Callable[[], str | None]) -> Any:
     client = importlib.import_module("pyspark.sql.connect.client")
     connect_session = importlib.import_module("pyspark.sql.connect.session")
     builder = client.DefaultChannelBuilder(channel_url(endpoint))
-    if endpoint.token:
+    if endpoint.headers:
+        fetch = current or (lambda: endpoint)
+        builder.add_interceptor(header_interceptor(lambda: fetch().headers))
+    elif endpoint.token:
         builder.add_interceptor(bearer_interceptor(token))
     return connect_session.SparkSession.builder.channelBuilder(builder).create()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import attrs
 
@@ -450,22 +450,47 @@ class StatementResult:
     )
 
 
+#: Hosts where only a local stand-in (the emulator) can listen: nothing there has a TLS
+#: certificate, so a recipe's ``use_ssl=true`` is left out for them.
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _endpoint_address(url: str) -> tuple[str, str]:
+    """``(host, "sc://host:port")`` of an endpoint URL; the port defaults to 443."""
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    host = parts.hostname or ""
+    port = parts.port or 443
+    # The host as the service wrote it (hostname lower-cases it): the recipe string is exact.
+    written = parts.netloc.rpartition("@")[2]
+    shown = written[: len(written) - len(f":{parts.port}")] if parts.port else written
+    return host, f"sc://{shown}:{port}"
+
+
 @attrs.frozen(kw_only=True)
 class Endpoint:
     """A Spark Connect endpoint of a session, with its short-lived auth token.
 
-    The token is never part of ``repr`` or ``str``; read it from :attr:`token` or use
-    :attr:`spark_connect_url`.
+    The token and the headers are never part of ``repr`` or ``str``; read them from
+    :attr:`token` and :attr:`headers`, or use :attr:`spark_connect_url`.
 
     Attributes:
         url: The endpoint URL as the service gives it (``sc://...`` or ``https://...``).
         token: The auth token (secret).
+        headers: The gRPC metadata a Spark Connect client must send on every call, the current
+            token included (secret); empty where the token goes as PySpark's ``token=``.
         expires_at: When the token expires (timezone-aware), or ``None`` if the service says not.
+        recipe: The backend's template of :attr:`spark_connect_url`, with the placeholders
+            ``{address}`` (``sc://host:port``, port 443 unless the URL names one), ``{token}``
+            and ``{token_quoted}`` (URL-encoded); ``None`` for the generic ``token=`` form.
     """
 
     url: str
     token: str | None = attrs.field(default=None, repr=False)
+    headers: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False, eq=False, hash=False
+    )
     expires_at: datetime | None = attrs.field(default=None, converter=_aware)
+    recipe: str | None = attrs.field(default=None, repr=False)
 
     def __str__(self) -> str:
         return repr(self)
@@ -474,8 +499,17 @@ class Endpoint:
     def spark_connect_url(self) -> str:
         """The ``sc://host:port/;param=...`` string a PySpark Spark Connect client takes.
 
-        The token is included, so treat the value as a secret.
+        Built with the backend's :attr:`recipe` (DESIGN section 9); without one, the token goes
+        as ``token=``. On a loopback host (the emulator) ``use_ssl=true`` is left out, since no
+        certificate can exist there. The token is included, so treat the value as a secret.
         """
+        if self.recipe is not None:
+            host, address = _endpoint_address(self.url)
+            token = self.token or ""
+            url = self.recipe.format(address=address, token=token, token_quoted=quote(token, ""))
+            if host in _LOOPBACK_HOSTS:
+                url = url.replace(";use_ssl=true", "")
+            return url
         parts = urlsplit(self.url)
         if parts.scheme == "sc":
             base = self.url.rstrip("/") if ";" not in self.url else self.url

@@ -752,7 +752,10 @@ class Session:
         with self._spark_lock:
             current = self._spark
             if current is None or current[0].is_stopped or current[1] != endpoint.url:
-                current = (_spark.connect(endpoint, token=self._current_token), endpoint.url)
+                current = (
+                    _spark.connect(endpoint, token=self._current_token, current=self.endpoint),
+                    endpoint.url,
+                )
                 self._spark = current
                 logger.info(
                     "connected a Spark Connect client to %s session %s", self.backend, self.id

@@ -19,7 +19,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="live AWS tests are opt-in: set SESSIONKIT_AWS_TESTS=1")
     for item in items:
-        if "aws" in item.keywords:
+        if item.get_closest_marker("aws") is not None:
             item.add_marker(skip)
 
 

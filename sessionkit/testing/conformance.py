@@ -105,6 +105,7 @@ class EmulatorHarness(Harness):
         "emr-serverless": "emr-serverless",
         "athena": "athena",
         "dataproc": "dataproc",
+        "emr": "emr",
     }
     # Glue translates every portable field, so it has nothing to reject.
     _UNSUPPORTED: ClassVar[dict[str, tuple[str, Any] | None]] = {
@@ -112,12 +113,14 @@ class EmulatorHarness(Harness):
         "emr-serverless": ("workers", Workers(count=2, type="G.1X")),
         "athena": ("max_duration", 3600),
         "dataproc": ("workers", Workers(count=2, type="standard")),
+        "emr": ("max_dpus", 4.0),
     }
     _DESCRIBE: ClassVar[dict[str, tuple[str, ...]]] = {
         "glue": ("GetSession",),
         "emr-serverless": ("GetSession",),
         "athena": ("GetSession", "GetSessionStatus"),
         "dataproc": ("GetSession",),
+        "emr": ("GetSession",),
     }
 
     def __init__(self, backend: str, emulator: Emulator | None = None) -> None:

@@ -50,7 +50,9 @@ _SERVICES: Mapping[str, str] = {
     "glue": "sessionkit.testing.aws.glue:GlueService",
     "emr-serverless": "sessionkit.testing.aws.emr_serverless:EmrServerlessService",
     "athena": "sessionkit.testing.aws.athena:AthenaService",
+    "emr": "sessionkit.testing.aws.emr:EmrService",
     "s3": "sessionkit.testing.aws.s3:S3Service",
+    "sts": "sessionkit.testing.aws.sts:StsService",
     "livy": "sessionkit.testing.livy.service:LivyService",
     "dataproc": "sessionkit.testing.gcp.dataproc:DataprocService",
 }
@@ -66,6 +68,7 @@ _WIRING: Mapping[str, tuple[str, str]] = {
         "sessionkit.testing.aws.wiring:role",
     ),
     "athena": ("sessionkit.testing.aws.wiring:athena", "sessionkit.testing.aws.wiring:role"),
+    "emr": ("sessionkit.testing.aws.wiring:emr", "sessionkit.testing.aws.wiring:role"),
     "livy": ("sessionkit.testing.livy.wiring:keywords", "sessionkit.testing.livy.wiring:role"),
     "dataproc": (
         "sessionkit.testing.gcp.dataproc:wiring_keywords",

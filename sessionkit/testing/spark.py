@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import concurrent.futures
 import contextlib
 import gc
 import importlib
@@ -42,7 +43,8 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -53,7 +55,7 @@ from sessionkit.testing.aws.glue import StatementOutcome
 if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator
 
-__all__ = ["LocalSparkConnect", "attach", "spark_executor"]
+__all__ = ["RECIPE_METADATA", "LocalSparkConnect", "SparkConnectProxy", "attach", "spark_executor"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +153,8 @@ class LocalSparkConnect:
         self._log: Path | None = None
         # Re-entrant: start() calls stop() itself when start-up fails or is interrupted.
         self._lock = threading.RLock()
+        #: The authenticating proxies in front of this server (stopped with it).
+        self._proxies: list[SparkConnectProxy] = []
 
     # -- what clients need -------------------------------------------------------------------
 
@@ -318,10 +322,13 @@ class LocalSparkConnect:
 
         Idempotent; also safe after a failed :meth:`start`.
         """
+        if self.running:
+            self._close_clients()
+        for proxy in list(self._proxies):
+            proxy.stop()
         with self._lock:
             process, self._process = self._process, None
             if process is not None and process.poll() is None:
-                self._close_clients()
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
                 try:
@@ -348,7 +355,8 @@ class LocalSparkConnect:
         client_type = getattr(core, "SparkConnectClient", None)
         if client_type is None:
             return
-        mine = {f"localhost:{self._port}", f"127.0.0.1:{self._port}"}
+        ports = [self._port, *(proxy._port for proxy in self._proxies)]
+        mine = {f"{host}:{port}" for port in ports for host in ("localhost", "127.0.0.1")}
         for obj in gc.get_objects():
             if not isinstance(obj, client_type) or getattr(obj, "is_closed", True):
                 continue
@@ -368,21 +376,23 @@ class LocalSparkConnect:
         self.stop()
 
 
-def spark_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcome]:
+def spark_executor(server: LocalSparkConnect) -> Callable[..., StatementOutcome]:
     """An executor for the emulated statement APIs that runs code on a real Spark.
 
     The code runs like a notebook cell, as :func:`~sessionkit.testing.python_executor` runs it
     (printed text, then the value of a last expression), with ``spark`` bound to a Spark Connect
     client session of ``server``. A failure is reported with the real exception's type name,
-    message and traceback. Every statement gets a fresh Python namespace; Spark state (temporary
-    views, SQL configuration) lives in the one client session and is shared by all statements
-    this executor runs.
+    message and traceback. The emulated services pass each session's own ``namespace``: its
+    Python variables and its ``spark`` (one Spark Connect session per emulated session, so
+    temporary views and SQL settings are the session's own) last from statement to statement.
+    Without a namespace, a statement gets a fresh one and a client shared by all such calls.
 
     Args:
         server: The server to run on (started here if it is not yet).
 
     Returns:
-        ``code -> StatementOutcome``, for ``GlueService.executor`` and the like.
+        ``(code, namespace=None) -> StatementOutcome``, for ``GlueService.executor`` and the
+        like.
 
     Raises:
         NotSupportedError: When PySpark (the ``spark`` extra) or Java is missing.
@@ -390,21 +400,32 @@ def spark_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcom
     connect_session = _import("pyspark.sql.connect.session")
     server.start()
     lock = threading.Lock()
-    client: list[Any] = []
+    shared: list[Any] = []
 
-    def spark() -> Any:
+    def new_client() -> Any:
+        # Made directly, not through the builder, so it never becomes PySpark's default or
+        # active session: code under test that asks for those gets its own.
+        return connect_session.SparkSession(connection=server.spark_connect_url)
+
+    def spark(namespace: dict[str, Any] | None) -> Any:
         with lock:
-            if not client or client[0].is_stopped:
-                # Made directly, not through the builder, so it never becomes PySpark's default
-                # or active session: code under test that asks for those gets its own.
-                client[:] = [connect_session.SparkSession(connection=server.spark_connect_url)]
-            return client[0]
+            if namespace is not None:
+                client = namespace.get(_SPARK_KEY)
+                if client is None or client.is_stopped:
+                    client = namespace[_SPARK_KEY] = new_client()
+                return client
+            if not shared or shared[0].is_stopped:
+                shared[:] = [new_client()]
+            return shared[0]
 
-    def execute(code: str) -> StatementOutcome:
+    def execute(code: str, namespace: dict[str, Any] | None = None) -> StatementOutcome:
         out = io.StringIO()
-        namespace: dict[str, Any] = {"__name__": "__sessionkit_statement__"}
+        scope: dict[str, Any] = namespace if namespace is not None else {}
+        scope.setdefault("__name__", "__sessionkit_statement__")
         try:
-            namespace["spark"] = spark()
+            client = spark(namespace)
+            if not isinstance(scope.get("spark"), type(client)) or scope["spark"].is_stopped:
+                scope["spark"] = client
             tree = ast.parse(code, mode="exec")
             last = tree.body[-1] if tree.body else None
             if isinstance(last, ast.Expr):
@@ -412,10 +433,10 @@ def spark_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcom
             else:
                 last = None
             with contextlib.redirect_stdout(out):
-                exec(compile(tree, "<statement>", "exec"), namespace)
+                exec(compile(tree, "<statement>", "exec"), scope)
                 if last is not None:
                     expression = ast.Expression(last.value)
-                    value = eval(compile(expression, "<statement>", "eval"), namespace)
+                    value = eval(compile(expression, "<statement>", "eval"), scope)
                     if value is not None:
                         print(value if isinstance(value, str) else repr(value))
         except Exception as exc:
@@ -432,37 +453,275 @@ def spark_executor(server: LocalSparkConnect) -> Callable[[str], StatementOutcom
     return execute
 
 
-def attach(emulator: Emulator, server: LocalSparkConnect) -> None:
-    """Back every emulated service of ``emulator`` that runs code or hands out endpoints.
+#: Where a session's namespace keeps its own Spark Connect client.
+_SPARK_KEY = "__sessionkit_spark__"
 
-    A service with an ``executor`` attribute runs statements with :func:`spark_executor`; one
-    with ``endpoint_url`` and ``endpoint_token`` hands out the server's URL and token. This is
-    what :meth:`Emulator.use_spark <sessionkit.testing.Emulator.use_spark>` does.
+
+#: What each backend's Spark Connect recipe (DESIGN section 9) sends as fixed metadata besides
+#: its token; the proxy refuses a call that lacks any of it.
+RECIPE_METADATA: Mapping[str, Mapping[str, str]] = {
+    "glue": {},
+    "emr-serverless": {"x-aws-proxy-port": "15002", "x-aws-force-h2": "true"},
+    "athena": {"x-aws-proxy-port": "15002", "x-aws-force-h2": "true"},
+    "emr": {"x-aws-proxy-port": "15002", "x-aws-force-h2": "true"},
+}
+
+#: Metadata the proxy consumes and never forwards (credentials of the services' recipes).
+_CONSUMED = frozenset(
+    {"x-aws-proxy-auth", "x-aws-proxy-port", "x-aws-force-h2", "authorization", "x-emr-username",
+     "x-emr-password"}
+)  # fmt: skip
+_NO_LIMIT = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+
+
+class _Grant:
+    """One token a service handed out: whose it is, until when, and what must come with it."""
+
+    __slots__ = ("backend", "expires_at", "password", "session_id", "username")
+
+    def __init__(
+        self,
+        backend: str,
+        expires_at: datetime,
+        session_id: str | None,
+        username: str | None,
+        password: str | None,
+    ) -> None:
+        self.backend = backend
+        self.expires_at = expires_at
+        self.session_id = session_id
+        self.username = username
+        self.password = password
+
+
+class SparkConnectProxy:
+    """A loopback gRPC proxy in front of a :class:`LocalSparkConnect` that checks like AWS.
+
+    Every call must carry a token an emulated service granted (:meth:`grant`) in the
+    ``x-aws-proxy-auth`` header, unexpired on the emulator's clock, with the rest of that
+    backend's header recipe (DESIGN section 9: :data:`RECIPE_METADATA`, and for ``emr`` the
+    session id as ``authorization`` and the session's ``x-emr-username``/``x-emr-password``).
+    A bearer token (PySpark's ``token=``) is refused. A refused call ends with
+    ``UNAUTHENTICATED``; an accepted one is forwarded, bytes unchanged, to the local server with
+    the server's own token. Calls of every kind (unary and streaming) go through one generic
+    handler.
+
+    Args:
+        server: The local Spark Connect server to forward to (started if it is not).
+        now: The clock tokens expire on (the emulator's ``clock.now``).
+    """
+
+    def __init__(self, server: LocalSparkConnect, now: Callable[[], datetime]) -> None:
+        self.server = server
+        self._now = now
+        self._grants: dict[str, _Grant] = {}
+        self._lock = threading.Lock()
+        self._grpc: ModuleType | None = None
+        self._server: Any = None
+        self._channel: Any = None
+        self._port: int | None = None
+        #: Why calls were refused, newest last (for tests and debugging; no secrets).
+        self.refusals: list[str] = []
+
+    @property
+    def port(self) -> int:
+        """The loopback port the proxy listens on (after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("the Spark Connect proxy is not started")
+        return self._port
+
+    def url(self, backend: str) -> str:
+        """The endpoint URL an emulated ``backend`` hands out: Glue's form is ``sc://``."""
+        scheme = "sc" if backend == "glue" else "http"
+        return f"{scheme}://localhost:{self.port}"
+
+    def __repr__(self) -> str:
+        where = f"localhost:{self._port}" if self._port is not None else "not started"
+        return f"<SparkConnectProxy {where} -> {self.server!r}>"
+
+    def grant(
+        self,
+        token: str,
+        *,
+        backend: str,
+        expires_at: datetime,
+        session_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        """Accept ``token`` for ``backend`` until ``expires_at`` (what GetSessionEndpoint does).
+
+        Args:
+            token: The token handed out.
+            backend: Whose recipe the calls with it must follow.
+            expires_at: When it stops being accepted (emulator time).
+            session_id: The session it belongs to (``emr`` also checks ``authorization``).
+            username: The ``x-emr-username`` that must come with it (``emr``).
+            password: The ``x-emr-password`` that must come with it (``emr``).
+        """
+        if backend not in RECIPE_METADATA:
+            raise ValueError(f"no Spark Connect recipe for {backend!r}")
+        with self._lock:
+            self._grants[token] = _Grant(backend, expires_at, session_id, username, password)
+
+    def check(self, metadata: Mapping[str, str]) -> str | None:
+        """Why a call with ``metadata`` is refused, or ``None`` when it is accepted."""
+        token = metadata.get("x-aws-proxy-auth")
+        authorization = metadata.get("authorization", "")
+        if authorization.lower().startswith("bearer"):
+            return "a bearer token is not accepted here; send x-aws-proxy-auth"
+        if not token:
+            return "no x-aws-proxy-auth header"
+        with self._lock:
+            grant = self._grants.get(token)
+        if grant is None:
+            return "the x-aws-proxy-auth token was never issued"
+        if self._now() >= grant.expires_at:
+            return "the x-aws-proxy-auth token has expired"
+        for key, value in RECIPE_METADATA[grant.backend].items():
+            if metadata.get(key) != value:
+                return f"the {grant.backend} recipe needs {key}: {value}"
+        if grant.backend == "emr":
+            if authorization != grant.session_id:
+                return "emr needs the session id as authorization"
+            if (
+                metadata.get("x-emr-username") != grant.username
+                or metadata.get("x-emr-password") != grant.password
+            ):
+                return "emr needs the session's x-emr-username and x-emr-password"
+        return None
+
+    def start(self) -> SparkConnectProxy:
+        """Listen on a loopback port (idempotent); starts the local server if needed.
+
+        Raises:
+            NotSupportedError: When gRPC (the ``spark`` extra) is missing.
+        """
+        with self._lock:
+            if self._server is not None:
+                return self
+            grpc = _import("grpc")
+            self.server.start()
+            self._grpc = grpc
+            self._channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}", _NO_LIMIT)
+            server = grpc.server(
+                concurrent.futures.ThreadPoolExecutor(
+                    max_workers=16, thread_name_prefix="sessionkit-spark-proxy"
+                ),
+                handlers=[_generic_handler(grpc, self)],
+                options=_NO_LIMIT,
+            )
+            self._port = server.add_insecure_port("127.0.0.1:0")
+            server.start()
+            self._server = server
+            self.server._proxies.append(self)
+            return self
+
+    def stop(self) -> None:
+        """Stop listening and close the channel to the server (idempotent)."""
+        with self._lock:
+            server, self._server = self._server, None
+            channel, self._channel = self._channel, None
+        if server is not None:
+            server.stop(grace=None).wait()
+        if channel is not None:
+            channel.close()
+        with contextlib.suppress(ValueError):
+            self.server._proxies.remove(self)
+
+    def _forward(self, method: str, metadata: tuple[Any, ...], requests: Any, context: Any) -> Any:
+        grpc = self._grpc
+        assert grpc is not None and self._channel is not None
+        forwarded = [
+            (key, value)
+            for key, value in metadata
+            if key not in _CONSUMED and key != "user-agent" and not key.startswith("grpc-")
+        ]
+        forwarded.append(("authorization", f"Bearer {self.server.token}"))
+        call = self._channel.stream_stream(method)(
+            requests, metadata=forwarded, timeout=context.time_remaining()
+        )
+        context.add_callback(call.cancel)
+        try:
+            yield from call
+        except grpc.RpcError as error:
+            trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+            if trailing:
+                context.set_trailing_metadata(trailing)
+            context.abort(error.code(), error.details() or "")
+
+
+def _generic_handler(grpc: ModuleType, proxy: SparkConnectProxy) -> Any:
+    """One gRPC handler for every method: authenticate, then forward the raw bytes."""
+
+    class Handler(grpc.GenericRpcHandler):  # type: ignore[name-defined,misc]
+        def service(self, details: Any) -> Any:
+            metadata = tuple(details.invocation_metadata or ())
+            text = {k: v for k, v in metadata if isinstance(v, str)}
+            problem = proxy.check(text)
+            if problem is not None:
+                proxy.refusals.append(f"{details.method}: {problem}")
+
+                def refuse(requests: Any, context: Any) -> Any:
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
+
+                return grpc.stream_stream_rpc_method_handler(refuse)
+
+            def forward(requests: Any, context: Any) -> Any:
+                return proxy._forward(details.method, metadata, requests, context)
+
+            return grpc.stream_stream_rpc_method_handler(forward)
+
+    return Handler()
+
+
+def attach(
+    emulator: Emulator,
+    server: LocalSparkConnect,
+    *,
+    backends: Iterable[str] = ("glue", "emr-serverless", "athena", "emr"),
+    executor: Callable[..., StatementOutcome] | None = None,
+) -> SparkConnectProxy:
+    """Back the emulated services of ``emulator`` that run code or hand out endpoints.
+
+    A service with an ``executor`` attribute runs statements with ``executor`` (default:
+    :func:`spark_executor` of ``server``); one with a ``spark_proxy`` attribute hands out
+    endpoints of a :class:`SparkConnectProxy` in front of ``server`` and grants it every token
+    it issues, so ``Session.spark()`` reaches real Spark only with that backend's header recipe
+    and a current token. This is what :meth:`Emulator.use_spark
+    <sessionkit.testing.Emulator.use_spark>` does for every backend.
 
     Args:
         emulator: The emulator.
         server: The server (started here if it is not yet).
+        backends: The services to switch over (default: all that can be).
+        executor: The statement executor to use instead of a new :func:`spark_executor`.
+
+    Returns:
+        The proxy (stopped with ``server``, or by its ``stop()``).
 
     Raises:
         NotSupportedError: When PySpark (the ``spark`` extra) or Java is missing.
     """
-    executor = spark_executor(server)
-    for name in ("glue", "emr-serverless", "athena"):
+    run = executor or spark_executor(server)
+    proxy: SparkConnectProxy | None = None
+    for name in backends:
         try:
             service = emulator.service(name)
-        except ImportError:
+        except Exception:
             # A service this version of the emulator does not have.
             continue
         if hasattr(service, "executor"):
-            service.executor = executor
-        if hasattr(service, "endpoint_url") and hasattr(service, "endpoint_token"):
-            service.endpoint_url = server.url
-            service.endpoint_token = server.token
-        elif hasattr(service, "endpoint_url"):
-            # The server only accepts its own token; an endpoint with a random one would
-            # connect and then fail every call, which is worse than the placeholder.
-            logger.warning(
-                "emulated %s cannot hand out the local server's token; its endpoints stay "
-                "placeholders",
-                name,
-            )
+            service.executor = run
+        if hasattr(service, "spark_proxy"):
+            if proxy is None:
+                proxy = getattr(service, "spark_proxy", None) or SparkConnectProxy(
+                    server, emulator.clock.now
+                )
+                proxy.start()
+            service.spark_proxy = proxy
+            service.endpoint_url = proxy.url(name)
+            service.endpoint_token = None
+    if proxy is None:
+        proxy = SparkConnectProxy(server, emulator.clock.now).start()
+    return proxy

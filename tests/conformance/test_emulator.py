@@ -13,6 +13,7 @@ _MODULES = {
     "emr-serverless": "sessionkit.testing.aws.emr_serverless",
     "athena": "sessionkit.testing.aws.athena",
     "dataproc": "sessionkit.testing.gcp.dataproc",
+    "emr": "sessionkit.testing.aws.emr",
 }
 
 

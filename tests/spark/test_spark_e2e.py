@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 
@@ -75,29 +74,6 @@ def test_a_stopped_spark_session_is_replaced_on_the_next_call(glue_session: Sess
     second = glue_session.spark()
     assert second is not first
     assert second.range(4).count() == 4
-
-
-def test_spark_sends_the_current_token_on_every_call(
-    glue_session: Session, spark_emulator: Emulator, spark_server: LocalSparkConnect
-) -> None:
-    spark = glue_session.spark()
-    assert spark.range(2).count() == 2
-    fetched = spark_emulator.call_count("glue", "GetSessionEndpoint")
-    glue = spark_emulator.glue
-
-    # Within a minute of expiry the next call fetches a new endpoint. Handing out a wrong token
-    # now shows that the long-lived client really sends the refreshed one.
-    spark_emulator.clock.advance(glue.timeline.token_ttl - 30)
-    glue.endpoint_token = "not-the-server-token"
-    with pytest.raises(Exception, match=r"(?i)invalid authentication token"):
-        spark.range(2).count()
-    assert spark_emulator.call_count("glue", "GetSessionEndpoint") == fetched + 1
-
-    # The next refresh brings the right token back, on the very same SparkSession.
-    spark_emulator.clock.advance(timedelta(hours=1).total_seconds())
-    glue.endpoint_token = spark_server.token
-    assert spark.range(3).count() == 3
-    assert glue_session.spark() is spark
 
 
 def test_the_server_refuses_a_wrong_token(spark_server: LocalSparkConnect) -> None:

@@ -560,10 +560,18 @@ class AthenaBackend(AwsBackend):
             if exc.code == "InvalidRequestException":
                 self._engine_must_be(session_id, "apache spark", exc)
             raise
+        token = answer.get("AuthToken")
+        # DESIGN section 9: as EMR Serverless (a proxy on 443 in front of port 15002, HTTP/2,
+        # the token as x-aws-proxy-auth).
         return Endpoint(
             url=answer["EndpointUrl"],
-            token=answer.get("AuthToken"),
+            token=token,
+            headers={"x-aws-proxy-auth": token} if token else {},
             expires_at=answer.get("AuthTokenExpirationTime"),
+            recipe=(
+                "{address}/;use_ssl=true;x-aws-proxy-port=15002;x-aws-force-h2=true;"
+                "x-aws-proxy-auth={token}"
+            ),
         )
 
     def _engine_must_be(self, session_id: str, wanted: str, exc: ServiceError) -> None:

@@ -471,8 +471,16 @@ class EmrServerlessBackend(AwsBackend):
         response = self._call(
             "get_session_endpoint", applicationId=self.application_id, sessionId=session_id
         )
+        token = response.get("authToken")
+        # DESIGN section 9: the service's proxy listens on 443 and forwards to Spark Connect's
+        # port 15002 over HTTP/2; the token goes as x-aws-proxy-auth, never as a bearer token.
         return Endpoint(
             url=response["endpoint"],
-            token=response.get("authToken"),
+            token=token,
+            headers={"x-aws-proxy-auth": token} if token else {},
             expires_at=response.get("authTokenExpiresAt"),
+            recipe=(
+                "{address}/;use_ssl=true;x-aws-proxy-port=15002;x-aws-force-h2=true;"
+                "x-aws-proxy-auth={token}"
+            ),
         )

@@ -307,8 +307,13 @@ class GlueBackend(AwsBackend):
                 ) from exc
             raise
         spark_connect = answer["SparkConnect"]
+        token = spark_connect.get("AuthToken")
+        # DESIGN section 9: Glue's Url is already sc://host; the token goes URL-encoded in the
+        # connection string and as x-aws-proxy-auth on every call.
         return Endpoint(
             url=spark_connect["Url"],
-            token=spark_connect.get("AuthToken"),
+            token=token,
+            headers={"x-aws-proxy-auth": token} if token else {},
             expires_at=spark_connect.get("AuthTokenExpirationTime"),
+            recipe="{address}/;use_ssl=true;x-aws-proxy-auth={token_quoted}",
         )

@@ -20,6 +20,11 @@ service asking for a notebook):
   run calculations and have no endpoint (Spark Connect arrived with 3.5). The other
   combinations answer ``InvalidRequestException``.
 - TerminateSession on a session that already ended succeeds and changes nothing (documented).
+- A calculation keeps the ``Description`` it was started with; a finished one reports
+  ``Result.ResultType`` ``"application/json"`` (a guess: the documentation names the field,
+  not its values), next to its stdout, stderr and result locations.
+- Each session keeps one interpreter namespace, so a calculation sees what the earlier ones of
+  the same session defined, as in an Athena notebook.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing.aws.glue import StatementOutcome, python_executor
+from sessionkit.testing.aws.glue import StatementOutcome, python_executor, run_code
 from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
 
 __all__ = [
@@ -98,6 +103,7 @@ class _Calculation:
     finishes: float
     outcome: StatementOutcome
     working_directory: str
+    description: str | None = None
     stopped_at: float | None = None
     stop_state: str = "CANCELED"
     stop_reason: str | None = None
@@ -140,6 +146,7 @@ class _Session:
     modified: float = 0.0
     script: Script | None = None
     calculations: list[_Calculation] = attrs.field(factory=list)
+    namespace: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def idle_minutes(self) -> int:
@@ -165,8 +172,10 @@ class AthenaService(EmulatedService):
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
+        #: The authenticating Spark Connect proxy tokens are granted on (``Emulator.use_spark``).
+        self.spark_proxy: Any = None
         self.timeline = AthenaTimeline()
-        self.executor: Callable[[str], StatementOutcome] = python_executor
+        self.executor: Callable[..., StatementOutcome] = python_executor
         self._work_groups: dict[str, _WorkGroup] = {}
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[str, tuple[dict[str, Any], str]] = {}
@@ -501,6 +510,10 @@ class AthenaService(EmulatedService):
             raise EmulatedError("InvalidRequestException", f"Session is in {session.status} state.")
         url = self.endpoint_url or f"https://{session.id}.spark-connect.athena.emulator.invalid"
         token, expires = self.auth_token(self.timeline.token_ttl)
+        if self.spark_proxy is not None:
+            self.spark_proxy.grant(
+                token, backend="athena", expires_at=expires, session_id=session.id
+            )
         return {
             "EndpointUrl": url,
             "AuthToken": token,
@@ -534,8 +547,9 @@ class AthenaService(EmulatedService):
             submitted=now,
             started=started,
             finishes=started + self.timeline.calculation,
-            outcome=self.executor(code),
+            outcome=run_code(self.executor, code, session.namespace),
             working_directory=directory,
+            description=params.get("Description"),
         )
         self._store_output(calculation)
         session.calculations.append(calculation)
@@ -598,12 +612,15 @@ class AthenaService(EmulatedService):
             "WorkingDirectory": calculation.working_directory,
             **self._calculation_status(calculation),
         }
+        if calculation.description is not None:
+            record["Description"] = calculation.description
         if record["Status"]["State"] in ("COMPLETED", "FAILED"):
             directory = calculation.working_directory
             record["Result"] = {
                 "StdOutS3Uri": directory + "stdout.txt",
                 "StdErrorS3Uri": directory + "stderr.txt",
                 "ResultS3Uri": directory,
+                "ResultType": "application/json",
             }
         return record
 

@@ -128,6 +128,8 @@ class EmrServerlessService(EmulatedService):
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
+        #: The authenticating Spark Connect proxy tokens are granted on (``Emulator.use_spark``).
+        self.spark_proxy: Any = None
         self.timeline = EmrServerlessTimeline()
         self._applications: dict[str, _Application] = {}
         self._sessions: dict[str, _Session] = {}
@@ -558,6 +560,10 @@ class EmrServerlessService(EmulatedService):
             f"{self.emulator.region}.emulator.invalid"
         )
         token, expires = self.auth_token(self.timeline.token_ttl)
+        if self.spark_proxy is not None:
+            self.spark_proxy.grant(
+                token, backend="emr-serverless", expires_at=expires, session_id=session.id
+            )
         return {
             "applicationId": session.application_id,
             "sessionId": session.id,

@@ -1,8 +1,26 @@
-"""The emulated AWS Glue interactive-sessions API (JSON protocol)."""
+"""The emulated AWS Glue interactive-sessions API (JSON protocol).
+
+Sessions go PROVISIONING, READY, then STOPPING and STOPPED (or FAILED, TIMEOUT); statements go
+WAITING, RUNNING, AVAILABLE, or CANCELLING then CANCELLED. Each session keeps one interpreter
+namespace, so a statement sees what the earlier ones defined, as in a notebook.
+
+Where the public documentation leaves the service's behaviour open, the emulator decides as
+follows (each a guess, to be checked against the live suite's recordings):
+
+- GetSession fills what the service fills by default: ``SessionType`` ``LIVY``, ``GlueVersion``
+  ``5.0``, ``Command`` ``{"Name": "glueetl", "PythonVersion": "3"}``, and, unless
+  ``MaxCapacity`` was given, ``WorkerType`` ``G.1X`` and ``NumberOfWorkers`` 5 (the documented
+  interactive-session defaults); ``IdleTimeout`` is 2880 minutes.
+- A cancelled statement is CANCELLING for ``timeline.cancelling`` seconds, then CANCELLED.
+- Session ARNs, for the tagging operations, are ``arn:aws:glue:REGION:ACCOUNT:session/ID``; an
+  unknown ARN is ``EntityNotFoundException``.
+- ListStatements answers every statement of the session, oldest first, in pages of 100.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import traceback
 from collections.abc import Callable
@@ -13,7 +31,15 @@ import attrs
 
 from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
 
-__all__ = ["GlueService", "GlueTimeline", "StatementOutcome", "python_executor"]
+__all__ = [
+    "SESSION_DEFAULTS",
+    "WORKER_DEFAULTS",
+    "GlueService",
+    "GlueTimeline",
+    "StatementOutcome",
+    "python_executor",
+    "run_code",
+]
 
 #: DPUs per worker of each Glue worker type.
 _WORKER_DPUS = {
@@ -41,6 +67,7 @@ class GlueTimeline:
         provisioning: From CreateSession to READY.
         stopping: From StopSession to STOPPED.
         statement: How long each statement runs.
+        cancelling: How long a cancelled statement stays CANCELLING.
         default_idle_timeout: Minutes, when the request gives none.
         default_timeout: Minutes, when the request gives none.
         token_ttl: Lifetime of Spark Connect auth tokens.
@@ -49,6 +76,7 @@ class GlueTimeline:
     provisioning: float = 6.0
     stopping: float = 2.0
     statement: float = 0.3
+    cancelling: float = 0.5
     default_idle_timeout: int = 2880
     default_timeout: int = 2880
     token_ttl: float = 3600.0
@@ -71,16 +99,49 @@ class StatementOutcome:
     traceback: list[str] = attrs.field(factory=list)
 
 
-def python_executor(code: str) -> StatementOutcome:
+#: Glue's documented defaults for what a CreateSession request leaves out.
+SESSION_DEFAULTS: dict[str, Any] = {
+    "SessionType": "LIVY",
+    "GlueVersion": "5.0",
+    "Command": {"Name": "glueetl", "PythonVersion": "3"},
+}
+#: The default capacity, when neither MaxCapacity nor workers are given.
+WORKER_DEFAULTS: dict[str, Any] = {"WorkerType": "G.1X", "NumberOfWorkers": 5}
+
+
+def run_code(
+    executor: Callable[..., StatementOutcome], code: str, namespace: dict[str, Any]
+) -> StatementOutcome:
+    """Run ``code`` with ``executor``, in ``namespace`` when the executor takes one.
+
+    Executors that accept a ``namespace`` keyword (:func:`python_executor`, the real-Spark one)
+    keep the session's interpreter state there; a plain ``code -> outcome`` function still works.
+    """
+    try:
+        parameters = inspect.signature(executor).parameters
+    except (TypeError, ValueError):
+        return executor(code)
+    if "namespace" in parameters:
+        return executor(code, namespace=namespace)
+    return executor(code)
+
+
+def python_executor(code: str, namespace: dict[str, Any] | None = None) -> StatementOutcome:
     """Run ``code`` as plain Python, like a notebook cell: printed text plus the last value.
 
     ``spark`` is not bound (the emulator has no Spark unless a real one is attached), so Spark
     code fails with a ``NameError`` just as it would in a session without Spark.
+
+    Args:
+        code: The cell.
+        namespace: The session's interpreter state, kept between cells (default: a fresh one).
     """
     import ast
 
     out = io.StringIO()
-    namespace: dict[str, Any] = {"__name__": "__sessionkit_statement__"}
+    if namespace is None:
+        namespace = {}
+    namespace.setdefault("__name__", "__sessionkit_statement__")
     try:
         tree = ast.parse(code, mode="exec")
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
@@ -124,6 +185,8 @@ class _Session:
     script: Script | None = None
     last_activity: float = 0.0
     statements: list[_Statement] = attrs.field(factory=list)
+    namespace: dict[str, Any] = attrs.field(factory=dict)
+    tags: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def id(self) -> str:
@@ -150,8 +213,10 @@ class GlueService(EmulatedService):
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
+        #: The authenticating Spark Connect proxy tokens are granted on (``Emulator.use_spark``).
+        self.spark_proxy: Any = None
         self.timeline = GlueTimeline()
-        self.executor: Callable[[str], StatementOutcome] = python_executor
+        self.executor: Callable[..., StatementOutcome] = python_executor
         self._sessions: dict[str, _Session] = {}
 
     # -- test controls -------------------------------------------------------------------------
@@ -231,7 +296,7 @@ class GlueService(EmulatedService):
             "CreatedOn": epoch + timedelta(seconds=session.created),
             "Status": session.status,
             "Role": request["Role"],
-            "Command": request.get("Command", {}),
+            "Command": request.get("Command", SESSION_DEFAULTS["Command"]),
             "Progress": 100.0 if session.status != "PROVISIONING" else 50.0,
             "IdleTimeout": request.get("IdleTimeout", self.timeline.default_idle_timeout),
         }
@@ -248,6 +313,11 @@ class GlueService(EmulatedService):
         ):
             if key in request:
                 record[key] = request[key]
+        for key, value in SESSION_DEFAULTS.items():
+            record.setdefault(key, value)
+        if "MaxCapacity" not in request:
+            for key, value in WORKER_DEFAULTS.items():
+                record.setdefault(key, value)
         if session.error:
             record["ErrorMessage"] = session.error
         if session.ended is not None:
@@ -284,7 +354,10 @@ class GlueService(EmulatedService):
             )
         now = self.now
         session = _Session(
-            request=dict(params), created=now, ready_at=now + self.timeline.provisioning
+            request=dict(params),
+            created=now,
+            ready_at=now + self.timeline.provisioning,
+            tags=dict(params.get("Tags") or {}),
         )
         session.script = self._next_script()
         self._sessions[session_id] = session
@@ -317,9 +390,7 @@ class GlueService(EmulatedService):
     def op_list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:
         tags = params.get("Tags") or {}
         matching = [
-            s
-            for s in self._sessions.values()
-            if all(s.request.get("Tags", {}).get(k) == v for k, v in tags.items())
+            s for s in self._sessions.values() if all(s.tags.get(k) == v for k, v in tags.items())
         ]
         chunk, token = page(matching, params.get("NextToken"), int(params.get("MaxResults", 100)))
         result: dict[str, Any] = {
@@ -329,13 +400,6 @@ class GlueService(EmulatedService):
         if token:
             result["NextToken"] = token
         return result
-
-    def op_get_tags(self, params: dict[str, Any]) -> dict[str, Any]:
-        arn = str(params["ResourceArn"])
-        kind, _, session_id = arn.rpartition(":")[2].partition("/")
-        if kind != "session":
-            raise EmulatedError("EntityNotFoundException", f"Resource {arn} not found.")
-        return {"Tags": dict(self._get(session_id).request.get("Tags", {}))}
 
     def op_run_statement(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self._settle(self._get(params["SessionId"]))
@@ -348,7 +412,7 @@ class GlueService(EmulatedService):
         previous = [st.finishes for st in session.statements if st.cancelled_at is None]
         statement.started = max([now, *[f for f in previous if f is not None]])
         statement.finishes = statement.started + self.timeline.statement
-        statement.outcome = self.executor(params["Code"])
+        statement.outcome = run_code(self.executor, params["Code"], session.namespace)
         session.statements.append(statement)
         session.last_activity = now
         return {"Id": statement.id}
@@ -362,11 +426,28 @@ class GlueService(EmulatedService):
 
     def op_get_statement(self, params: dict[str, Any]) -> dict[str, Any]:
         _, statement = self._statement(params)
+        return {"Statement": self._statement_record(statement)}
+
+    def op_list_statements(self, params: dict[str, Any]) -> dict[str, Any]:
+        session = self._settle(self._get(params["SessionId"]))
+        chunk, token = page(session.statements, params.get("NextToken"), 100)
+        result: dict[str, Any] = {"Statements": [self._statement_record(st) for st in chunk]}
+        if token:
+            result["NextToken"] = token
+        return result
+
+    def _statement_record(self, statement: _Statement) -> dict[str, Any]:
         now = self.now
         epoch_ms = (self.emulator.clock.now() - timedelta(seconds=now)).timestamp() * 1000
         record: dict[str, Any] = {"Id": statement.id, "Code": statement.code, "Progress": 0.0}
         if statement.cancelled_at is not None:
-            record["State"] = "CANCELLED"
+            done = now >= statement.cancelled_at + self.timeline.cancelling
+            record["State"] = "CANCELLED" if done else "CANCELLING"
+            if statement.started is not None and statement.started <= statement.cancelled_at:
+                record["StartedOn"] = int(epoch_ms + statement.started * 1000)
+            if done:
+                ended = statement.cancelled_at + self.timeline.cancelling
+                record["CompletedOn"] = int(epoch_ms + ended * 1000)
         elif statement.started is None or now < statement.started:
             record["State"] = "WAITING"
         elif statement.finishes is not None and now < statement.finishes:
@@ -389,7 +470,7 @@ class GlueService(EmulatedService):
             else:
                 output.update(Status="ok", Data={"TextPlain": outcome.output})
             record["Output"] = output
-        return {"Statement": record}
+        return record
 
     def op_cancel_statement(self, params: dict[str, Any]) -> dict[str, Any]:
         _, statement = self._statement(params)
@@ -412,9 +493,11 @@ class GlueService(EmulatedService):
             )
         url = (
             self.endpoint_url
-            or f"sc://{session.id}.spark-connect.glue.emulator.invalid:443/;use_ssl=true"
+            or f"sc://{session.id}.spark-connect.glue.{self.emulator.region}.emulator.invalid"
         )
         token, expires = self.auth_token(self.timeline.token_ttl)
+        if self.spark_proxy is not None:
+            self.spark_proxy.grant(token, backend="glue", expires_at=expires, session_id=session.id)
         return {
             "SparkConnect": {
                 "Url": url,
@@ -422,3 +505,32 @@ class GlueService(EmulatedService):
                 "AuthTokenExpirationTime": expires,
             }
         }
+
+    # -- tags ----------------------------------------------------------------------------------
+
+    def session_arn(self, session_id: str) -> str:
+        """The ARN of a session, as the tagging operations take it."""
+        return (
+            f"arn:aws:glue:{self.emulator.region}:{self.emulator.account_id}:session/{session_id}"
+        )
+
+    def _tagged(self, arn: str) -> _Session:
+        prefix = self.session_arn("")
+        session = self._sessions.get(arn[len(prefix) :]) if arn.startswith(prefix) else None
+        if session is None:
+            raise EmulatedError("EntityNotFoundException", f"Resource {arn} not found.")
+        return session
+
+    def op_get_tags(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"Tags": dict(self._tagged(params["ResourceArn"]).tags)}
+
+    def op_tag_resource(self, params: dict[str, Any]) -> dict[str, Any]:
+        session = self._tagged(params["ResourceArn"])
+        session.tags.update(params["TagsToAdd"])
+        return {}
+
+    def op_untag_resource(self, params: dict[str, Any]) -> dict[str, Any]:
+        session = self._tagged(params["ResourceArn"])
+        for key in params["TagsToRemove"]:
+            session.tags.pop(key, None)
+        return {}

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator
 
-__all__ = ["athena", "emr_serverless", "glue", "role"]
+__all__ = ["athena", "emr", "emr_serverless", "glue", "role"]
 
 
 def role(emulator: Emulator) -> str:
@@ -35,3 +35,9 @@ def athena(emulator: Emulator, location: str) -> dict[str, Any]:
         "s3_client": emulator.client("s3"),
         "work_group": work_group,
     }
+
+
+def emr(emulator: Emulator, location: str) -> dict[str, Any]:
+    """A new WAITING cluster named ``location`` with sessions enabled, and the client."""
+    cluster_id = emulator.service("emr").create_cluster(location)  # type: ignore[attr-defined]
+    return {"client": emulator.client("emr"), "cluster_id": cluster_id}
