@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sessionkit.api import attach_session, list_sessions, open_session
     from sessionkit.errors import (
         BackendNotFoundError,
+        CallTimeoutError,
         FleetFailedError,
         FleetTimeoutError,
         FleetWaitError,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     )
     from sessionkit.fleet import wait_all
     from sessionkit.models import (
+        DEFAULT_IDLE_TIMEOUT,
         Endpoint,
         SessionConfig,
         SessionInfo,
@@ -46,9 +48,11 @@ if TYPE_CHECKING:
     from sessionkit.waiting import DEFAULT_POLL, STATEMENT_POLL, PollPolicy
 
 __all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_POLL",
     "STATEMENT_POLL",
     "BackendNotFoundError",
+    "CallTimeoutError",
     "Endpoint",
     "FleetFailedError",
     "FleetTimeoutError",
@@ -86,6 +90,7 @@ _WHERE = {
     "open_session": "api",
     "register_backend": "_registry",
     "BackendNotFoundError": "errors",
+    "CallTimeoutError": "errors",
     "FleetFailedError": "errors",
     "FleetTimeoutError": "errors",
     "FleetWaitError": "errors",
@@ -98,6 +103,7 @@ _WHERE = {
     "ThrottledError": "errors",
     "WaitTimeoutError": "errors",
     "wait_all": "fleet",
+    "DEFAULT_IDLE_TIMEOUT": "models",
     "Endpoint": "models",
     "SessionConfig": "models",
     "SessionInfo": "models",

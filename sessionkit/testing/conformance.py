@@ -109,7 +109,7 @@ class EmulatorHarness(Harness):
     _UNSUPPORTED: ClassVar[dict[str, tuple[str, Any] | None]] = {
         "glue": None,
         "emr-serverless": ("workers", Workers(count=2, type="G.1X")),
-        "athena": ("max_duration", 3600),
+        "athena": ("max_duration", "1h"),
     }
     _DESCRIBE: ClassVar[dict[str, tuple[str, ...]]] = {
         "glue": ("GetSession",),
