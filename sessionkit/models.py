@@ -249,7 +249,7 @@ def _shown_key(key: str) -> str:
     return repr(redact_text(key))
 
 
-_ROLE_ARN = re.compile(r"arn:aws[a-zA-Z0-9-]*:iam::\d{12}:role/.+")
+_ROLE_ARN = re.compile(r"arn:aws[a-zA-Z0-9-]*:iam::\d{12}:role/[\x21-\x7e]+", re.ASCII)
 
 
 def _role_arn(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
