@@ -24,7 +24,11 @@ from tests.hardening.helpers import BACKENDS
 DEADLINE = 2.0
 #: Scheduling slack on a loaded machine; the bound itself is the deadline.
 SLACK = 1.0
-LOCATION = {"glue": {}, "emr-serverless": {"application_id": "app1"}, "athena": {"work_group": "wg"}}
+LOCATION = {
+    "glue": {},
+    "emr-serverless": {"application_id": "app1"},
+    "athena": {"work_group": "wg"},
+}
 
 
 @pytest.fixture
