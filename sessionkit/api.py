@@ -229,11 +229,15 @@ def _states(
         return None
     if isinstance(states, (str, SessionState)):
         states = [states]
+    if isinstance(states, Mapping) or not isinstance(states, Iterable):
+        raise InvalidConfigError(
+            "states", f"must be a SessionState or an iterable of them, got {states!r}"
+        )
     result = set()
     for state in states:
         try:
             result.add(SessionState(state))
-        except ValueError:
+        except (ValueError, TypeError):
             raise InvalidConfigError(
                 "states",
                 f"{state!r} is not a SessionState; use e.g. SessionState.READY",
