@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
     from sessionkit.errors import (
         BackendNotFoundError,
+        CallTimeoutError,
         FleetFailedError,
         FleetTimeoutError,
         FleetWaitError,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     )
     from sessionkit.fleet import wait_all
     from sessionkit.models import (
+        DEFAULT_IDLE_TIMEOUT,
         Endpoint,
         Progress,
         SessionConfig,
@@ -54,9 +56,11 @@ if TYPE_CHECKING:
     from sessionkit.waiting import DEFAULT_POLL, STATEMENT_POLL, PollPolicy
 
 __all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_POLL",
     "STATEMENT_POLL",
     "BackendNotFoundError",
+    "CallTimeoutError",
     "Endpoint",
     "FleetFailedError",
     "FleetTimeoutError",
@@ -101,6 +105,7 @@ _WHERE = {
     "open_session": "api",
     "register_backend": "_registry",
     "BackendNotFoundError": "errors",
+    "CallTimeoutError": "errors",
     "FleetFailedError": "errors",
     "FleetTimeoutError": "errors",
     "FleetWaitError": "errors",
@@ -113,6 +118,7 @@ _WHERE = {
     "ThrottledError": "errors",
     "WaitTimeoutError": "errors",
     "wait_all": "fleet",
+    "DEFAULT_IDLE_TIMEOUT": "models",
     "Endpoint": "models",
     "Progress": "models",
     "SessionConfig": "models",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from sessionkit._registry import build_backend
+from sessionkit.backends.base import MALFORMED
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import SessionConfig, SessionInfo, to_timedelta
 from sessionkit.session import ProgressCallback, Session, check_progress_callback
@@ -56,16 +57,40 @@ def _policy(given: Any) -> PollPolicy:
     return given
 
 
+def _flag(name: str, value: Any) -> bool:
+    """Public flags are real booleans: ``"false"`` is truthy and would do the opposite."""
+    if not isinstance(value, bool):
+        raise InvalidConfigError(name, f"must be True or False, got {value!r}")
+    return value
+
+
 def _abandon_quietly(impl: Backend, prepared: PreparedStart, policy: PollPolicy) -> None:
-    try:
-        call_with_retries(
-            lambda: impl._abandon(prepared),
-            policy=policy,
-            what=f"clean up an interrupted {impl.name} start",
-            backend=impl,
-        )
-    except BaseException as exc:
-        logger.error("could not clean up an interrupted %s start: %s", impl.name, exc)
+    """Stop what an interrupted start may have created; a second Ctrl-C does not stop this."""
+    for round_ in (1, 2):
+        try:
+            call_with_retries(
+                lambda: impl._abandon(prepared),
+                policy=policy,
+                what=f"clean up an interrupted {impl.name} start",
+                backend=impl,
+            )
+            return
+        except KeyboardInterrupt:
+            # Shielded: the clean-up is retried once; the interrupt in flight is re-raised by
+            # the caller.
+            logger.warning("interrupted while cleaning up a %s start; retrying", impl.name)
+            if round_ == 2:
+                logger.error("gave up cleaning up an interrupted %s start", impl.name)
+        except BaseException as exc:
+            logger.error("could not clean up an interrupted %s start: %s", impl.name, exc)
+            return
+
+
+def _outcome_unknown(exc: BaseException) -> bool:
+    """Whether a failed start attempt may still have created a session."""
+    if not isinstance(exc, ServiceError):
+        return True  # Ctrl-C, or anything else in the middle of a call
+    return exc.retryable or exc.code in (MALFORMED, "CallTimeout")
 
 
 def open_session(
@@ -89,7 +114,8 @@ def open_session(
         backend: The backend name: ``"glue"``, ``"emr-serverless"``, ``"athena"`` or a registered
             one.
         wait: Wait until READY (default); ``False`` returns right after the start call.
-        timeout: The longest wait for READY (``timedelta`` or seconds); default 20 minutes.
+        timeout: The longest the whole open may take, pre-flight (an application start)
+            included (``timedelta`` or seconds); default 20 minutes for the wait for READY.
         poll_policy: How to poll and retry (and on which clock); default
             :data:`~sessionkit.waiting.DEFAULT_POLL`.
         on_progress: Called with a :class:`~sessionkit.Progress` on every poll of the wait
@@ -108,13 +134,19 @@ def open_session(
         ServiceError: The service refused the start.
     """
     policy = _policy(poll_policy)
+    _flag("wait", wait)
     # Checked now, not when the wait begins: a bad timeout must not cost a started session.
     wait_timeout = None if timeout is None else to_timedelta(timeout, field="timeout")
     check_progress_callback(on_progress)
     config_fields, rest = _split(config)
     session_config = SessionConfig(**config_fields)
     impl = build_backend(backend, rest)
-    impl.poll_policy = policy
+    opened = policy.clock()
+    # The caller's timeout bounds the whole open: a pre-flight that waits (an application
+    # start) waits on it too.
+    impl.poll_policy = (
+        policy if wait_timeout is None else attrs.evolve(policy, timeout=wait_timeout)
+    )
     impl.check_supported(session_config)
     prepared = impl.prepare_start(session_config)
     if prepared.preflight:
@@ -142,15 +174,18 @@ def open_session(
     except BaseException as exc:
         # Only an attempt whose outcome is unknown may have created a session; a definite
         # refusal (a name already taken by someone else, say) must not stop anything.
-        unknown = not isinstance(exc, ServiceError) or exc.retryable
-        if attempts[0] and unknown:
+        if attempts[0] and _outcome_unknown(exc):
             _abandon_quietly(impl, prepared, policy)
         raise
     logger.info("started %s session %s (%s)", backend, info.id, info.state.value)
     session = Session(impl, info, owned=True, poll_policy=policy)
     if wait:
+        remaining = None
+        if wait_timeout is not None:
+            spent = timedelta(seconds=max(0.0, policy.clock() - opened))
+            remaining = max(timedelta(0), wait_timeout - spent)
         try:
-            session.wait_until_ready(wait_timeout, on_progress=on_progress, _initial=info)
+            session.wait_until_ready(remaining, on_progress=on_progress, _initial=info)
         except BaseException:
             session._stop_quietly()
             raise
@@ -180,10 +215,16 @@ def attach_session(
     Returns:
         The :class:`~sessionkit.Session`.
     """
-    if not isinstance(session_id, str) or not session_id:
+    if not isinstance(session_id, str) or not session_id.strip():
         raise InvalidConfigError("session_id", f"must be a non-empty string, got {session_id!r}")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in session_id):
+        raise InvalidConfigError(
+            "session_id", "contains a control character or lone surrogate; remove it"
+        )
+    _flag("stop_on_exit", stop_on_exit)
     policy = _policy(poll_policy)
     impl = build_backend(backend, keywords, attaching=True)
+    impl.poll_policy = policy
     info = call_with_retries(
         lambda: impl._describe(session_id),
         policy=policy,
@@ -200,11 +241,15 @@ def _states(
         return None
     if isinstance(states, (str, SessionState)):
         states = [states]
+    if isinstance(states, Mapping) or not isinstance(states, Iterable):
+        raise InvalidConfigError(
+            "states", f"must be a SessionState or an iterable of them, got {states!r}"
+        )
     result = set()
     for state in states:
         try:
             result.add(SessionState(state))
-        except ValueError:
+        except (ValueError, TypeError):
             raise InvalidConfigError(
                 "states",
                 f"{state!r} is not a SessionState; use e.g. SessionState.READY",
@@ -251,8 +296,9 @@ def list_sessions(
         An iterator of :class:`~sessionkit.SessionInfo`; pages are fetched as you iterate.
     """
     wanted = _states(states)
-    impl = build_backend(backend, keywords)
     policy = _policy(poll_policy)
+    impl = build_backend(backend, keywords)
+    impl.poll_policy = policy
 
     def generate() -> Iterator[SessionInfo]:
         for page in iter_pages(impl, wanted, policy):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sessionkit._redact import redact_text
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendNotFoundError",
+    "CallTimeoutError",
     "FleetFailedError",
     "FleetTimeoutError",
     "FleetWaitError",
@@ -51,7 +54,8 @@ class InvalidConfigError(SessionKitError, ValueError):
     """
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        # Messages never carry a secret value, whatever a caller or a service put in them.
+        super().__init__(redact_text(f"{field}: {message}"))
         self.field = field
 
 
@@ -110,7 +114,7 @@ class ServiceError(SessionKitError):
         retryable: bool = False,
         operation: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(redact_text(message))
         self.code = code
         self.request_id = request_id
         self.retryable = retryable
@@ -119,6 +123,15 @@ class ServiceError(SessionKitError):
 
 class ThrottledError(ServiceError):
     """The service throttled the call (rate exceeded); always retryable."""
+
+
+class CallTimeoutError(ServiceError, TimeoutError):
+    """A single service call (with its retries) ran past its deadline.
+
+    Raised when ``PollPolicy.call_deadline`` passes before the call got an answer: the endpoint
+    accepts connections and never answers, refuses them, or keeps failing transiently. Also a
+    ``TimeoutError``.
+    """
 
 
 class StatementFailedError(SessionKitError):

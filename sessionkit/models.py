@@ -16,10 +16,12 @@ from urllib.parse import quote, urlsplit
 
 import attrs
 
+from sessionkit._redact import REDACTED, looks_secret, redact, redact_text
 from sessionkit.errors import InvalidConfigError
 from sessionkit.states import SessionState, StatementState
 
 __all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
     "Endpoint",
     "Progress",
     "SessionConfig",
@@ -28,55 +30,89 @@ __all__ = [
     "Usage",
     "Workers",
     "looks_secret",
+    "parse_duration",
     "redact_conf",
     "redact_text",
     "to_timedelta",
 ]
 
-_SECRET_KEY = re.compile(
-    r"(?i)(pass(word|wd)?|secret|token|credential|private[._-]?key|access[._-]?key|api[._-]?key"
-    r"|auth|session[._-]?key|signature)"
-)
-_REDACTED = "***"
+_REDACTED = REDACTED
 
+#: The idle timeout every session gets on a backend that has one, unless the caller sets one
+#: (the services' own defaults run to days: Glue's is 48 hours).
+DEFAULT_IDLE_TIMEOUT = timedelta(minutes=60)
 
-def looks_secret(key: str) -> bool:
-    """Tell whether a configuration key names a secret (password, token, access key, ...).
-
-    Args:
-        key: A Spark conf key or option name.
-
-    Returns:
-        True if values under this key must never be shown.
-    """
-    return bool(_SECRET_KEY.search(key))
-
-
-_JSON_PAIR = re.compile(r'"([^"\\]{1,200})"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
-_CONF_PAIR = re.compile(r"([A-Za-z0-9_.\-]{1,200})=([^\s'\"&;]+)")
-
-
-def redact_text(text: str) -> str:
-    """Replace secret values in free text (JSON ``"key": "value"`` and ``key=value`` pairs).
-
-    Used on log records of the HTTP layer, whose request and response bodies can carry Spark
-    Connect tokens and secret Spark properties.
-
-    Args:
-        text: Any text.
-
-    Returns:
-        The text with the values of secret-looking keys replaced by ``***``.
-    """
-    text = _JSON_PAIR.sub(
-        lambda m: f'"{m[1]}"{m[2]}"{_REDACTED}"' if looks_secret(m[1]) else m[0], text
-    )
-    return _CONF_PAIR.sub(lambda m: f"{m[1]}={_REDACTED}" if looks_secret(m[1]) else m[0], text)
+#: The longest duration any field takes (no service allows more than a few weeks); beyond it a
+#: value is a mistake, and ``timedelta`` arithmetic on it could overflow.
+_LONGEST = timedelta(days=3650)
 
 
 def redact_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a copy of ``conf`` with the values of secret-looking keys replaced by ``***``."""
-    return {k: (_REDACTED if looks_secret(str(k)) else v) for k, v in conf.items()}
+    """Return a copy of ``conf`` with every secret value replaced by ``***`` (at any depth)."""
+    redacted: dict[str, Any] = redact(dict(conf))
+    return redacted
+
+
+_DURATION = re.compile(
+    r"(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?", re.ASCII
+)
+
+
+def parse_duration(value: Any, *, field: str) -> timedelta:
+    """Read a duration given as a :class:`~datetime.timedelta` or a string with a unit.
+
+    Strings are whole numbers with a unit, largest first: ``"90s"``, ``"30m"``, ``"2h"``,
+    ``"1d"``, ``"1h30m"``. A bare number is refused: seconds-or-minutes confusion is a known
+    way to leak money.
+
+    Args:
+        value: The duration.
+        field: The field name, used in the error.
+
+    Returns:
+        The positive duration.
+
+    Raises:
+        InvalidConfigError: For a bare number, a string without a unit, zero, a negative or a
+            value beyond ten years.
+    """
+    if isinstance(value, (bool, int, float)):
+        raise InvalidConfigError(
+            field,
+            f"a bare number ({value!r}) has no unit: give a string with a unit such as "
+            "'90s', '30m', '2h' or '1d', or a datetime.timedelta",
+        )
+    if isinstance(value, str):
+        text = value.strip().lower()
+        match = _DURATION.fullmatch(text) if text else None
+        if match is None or not any(match.groupdict().values()):
+            raise InvalidConfigError(
+                field,
+                "must be a duration with a unit such as '90s', '30m', '2h', '1d' or '1h30m' "
+                f"(whole numbers, largest unit first), got {value!r}",
+            )
+        parts = {k: int(v) if v else 0 for k, v in match.groupdict().items()}
+        total = ((parts["d"] * 24 + parts["h"]) * 60 + parts["m"]) * 60 + parts["s"]
+        if total > _LONGEST.total_seconds():
+            raise InvalidConfigError(
+                field, f"is too long ({value!r}); the longest accepted is {_LONGEST.days} days"
+            )
+        result = timedelta(seconds=total)
+    elif isinstance(value, timedelta):
+        result = value
+    else:
+        raise InvalidConfigError(
+            field,
+            "must be a datetime.timedelta or a string with a unit such as '30m', "
+            f"got {type(value).__name__}",
+        )
+    if result <= timedelta(0):
+        raise InvalidConfigError(field, f"must be positive, got {value!r}")
+    if result > _LONGEST:
+        raise InvalidConfigError(
+            field, f"is too long ({result}); the longest accepted is {_LONGEST.days} days"
+        )
+    return result
 
 
 def to_timedelta(value: timedelta | float | int, *, field: str = "timeout") -> timedelta:
@@ -97,7 +133,10 @@ def to_timedelta(value: timedelta | float | int, *, field: str = "timeout") -> t
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise InvalidConfigError(field, f"must be a finite number of seconds, got {value!r}")
-        result = timedelta(seconds=value)
+        try:
+            result = timedelta(seconds=value)
+        except OverflowError:
+            raise InvalidConfigError(field, f"is too large, got {value!r}") from None
     else:
         raise InvalidConfigError(
             field, f"must be a datetime.timedelta or a number of seconds, got {value!r}"
@@ -117,7 +156,8 @@ def _freeze(value: Any) -> Any:
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    frozen: Mapping[str, Any] = _freeze(value or {})
+    """A deep read-only view of a service record, with every secret value redacted."""
+    frozen: Mapping[str, Any] = _freeze(redact(dict(value or {})))
     return frozen
 
 
@@ -162,12 +202,12 @@ def _to_workers(value: Any) -> Any:
     return value
 
 
-def _to_optional_timedelta(value: Any) -> Any:
-    if value is None or isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value) if math.isfinite(value) else value
-    return value
+def _idle_timeout(value: Any) -> timedelta | None:
+    return None if value is None else parse_duration(value, field="idle_timeout")
+
+
+def _max_duration(value: Any) -> timedelta | None:
+    return None if value is None else parse_duration(value, field="max_duration")
 
 
 def _copy_mapping(value: Any) -> Any:
@@ -177,17 +217,19 @@ def _copy_mapping(value: Any) -> Any:
 def _optional_str(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value):
         raise InvalidConfigError(attribute.name, f"must be a non-empty string, got {value!r}")
+    if value is not None:
+        _printable(attribute.name, "the value", value)
 
 
-def _optional_positive_duration(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, timedelta):
-        raise InvalidConfigError(
-            attribute.name, f"must be a datetime.timedelta or a number of seconds, got {value!r}"
-        )
-    if value <= timedelta(0):
-        raise InvalidConfigError(attribute.name, f"must be positive, got {value}")
+def _printable(field: str, what: str, text: str) -> None:
+    """Refuse control characters and lone surrogates (never sent to a service)."""
+    for char in text:
+        if ord(char) < 32 or ord(char) == 127 or 0xD800 <= ord(char) <= 0xDFFF:
+            raise InvalidConfigError(
+                field,
+                f"{what} contains the control character or lone surrogate U+{ord(char):04X}; "
+                "remove it",
+            )
 
 
 def _str_mapping(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -197,14 +239,28 @@ def _str_mapping(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> 
         if not isinstance(key, str) or not key:
             raise InvalidConfigError(attribute.name, f"keys must be non-empty strings, got {key!r}")
         if not isinstance(item, str):
-            shown = _REDACTED if looks_secret(key) else repr(item)
+            # The value is never echoed: it may be a secret.
             raise InvalidConfigError(
-                attribute.name, f"value of {key!r} must be a string, got {shown} (quote it)"
+                attribute.name,
+                f"value of {_shown_key(key)} must be a string, got {type(item).__name__} "
+                "(quote it)",
             )
+        _printable(attribute.name, f"the key {_shown_key(key)}", key)
+        _printable(attribute.name, f"the value of {_shown_key(key)}", item)
 
 
-def _repr_conf(conf: Mapping[str, str]) -> str:
+def _shown_key(key: str) -> str:
+    """A key as error messages show it (a key that carries a value is redacted)."""
+    return repr(redact_text(key))
+
+
+def _repr_conf(conf: Mapping[str, Any]) -> str:
     return repr(redact_conf(conf))
+
+
+def _is_bool(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InvalidConfigError(attribute.name, f"must be True or False, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -213,8 +269,10 @@ class SessionConfig:
 
     A field the chosen backend does not support is rejected with
     :class:`~sessionkit.errors.InvalidConfigError` before any call to the service; nothing is
-    silently dropped. Durations take a :class:`~datetime.timedelta` or a number of seconds and
-    are rounded *up* to whole minutes where the service counts minutes.
+    silently dropped. Durations take a :class:`~datetime.timedelta` or a string with a unit
+    (``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``, ``"1h30m"``; a bare number is an error) and are
+    rounded *up* to whole minutes where the service counts minutes. Backends that have an idle
+    timeout send :data:`DEFAULT_IDLE_TIMEOUT` when ``idle_timeout`` is not set.
 
     Attributes:
         name: A name for the session (Glue: the session ``Id``).
@@ -233,30 +291,32 @@ class SessionConfig:
         spark_connect: The session must serve a Spark Connect endpoint (Glue:
             ``SessionType="SPARK_CONNECT"``; Athena: the work group's engine must offer one;
             EMR Serverless sessions always do).
-        options: The service's own request keys, merged into the request as given.
+        options: The service's own request keys, merged into the request as given; a key
+            whose value is ``None`` counts as not given.
+        sessionkit_tags: Tag the session with ``sessionkit:created-by`` and
+            ``sessionkit:expires-at`` (for ``sweep_sessions``); ``False`` leaves them off. The
+            ``sessionkit:start-token`` tag that proves a session is this start's stays where a
+            backend needs it for ownership (Glue, EMR Serverless).
     """
 
     name: str | None = attrs.field(default=None, validator=_optional_str)
     description: str | None = attrs.field(default=None, validator=_optional_str)
     role: str | None = attrs.field(default=None, validator=_optional_str)
-    idle_timeout: timedelta | None = attrs.field(
-        default=None, converter=_to_optional_timedelta, validator=_optional_positive_duration
-    )
-    max_duration: timedelta | None = attrs.field(
-        default=None, converter=_to_optional_timedelta, validator=_optional_positive_duration
-    )
+    idle_timeout: timedelta | None = attrs.field(default=None, converter=_idle_timeout)
+    max_duration: timedelta | None = attrs.field(default=None, converter=_max_duration)
     spark_conf: dict[str, str] = attrs.field(
         factory=dict, converter=_copy_mapping, validator=_str_mapping, repr=_repr_conf
     )
     tags: dict[str, str] = attrs.field(
-        factory=dict, converter=_copy_mapping, validator=_str_mapping
+        factory=dict, converter=_copy_mapping, validator=_str_mapping, repr=_repr_conf
     )
     workers: Workers | None = attrs.field(default=None, converter=_to_workers)
     max_dpus: float | None = attrs.field(default=None)
     runtime_version: str | None = attrs.field(default=None, validator=_optional_str)
     client_token: str | None = attrs.field(default=None, validator=_optional_str, repr=False)
-    spark_connect: bool = attrs.field(default=False)
+    spark_connect: bool = attrs.field(default=False, validator=_is_bool)
     options: dict[str, Any] = attrs.field(factory=dict, converter=_copy_mapping, repr=_repr_conf)
+    sessionkit_tags: bool = attrs.field(default=True, validator=_is_bool)
 
     @workers.validator
     def _check_workers(self, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -269,22 +329,22 @@ class SessionConfig:
     def _check_max_dpus(self, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
             return
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise InvalidConfigError("max_dpus", f"must be a positive number, got {value!r}")
+        try:
+            finite = (
+                not isinstance(value, bool)
+                and isinstance(value, (int, float))
+                and math.isfinite(float(value))
+            )
+        except OverflowError:
+            finite = False
+        if not finite or value <= 0:
+            raise InvalidConfigError(
+                "max_dpus", f"must be a positive, finite number of DPUs, got {value!r}"
+            )
         if self.workers is not None:
             raise InvalidConfigError(
                 "max_dpus", "cannot be combined with workers: give either max_dpus or workers"
             )
-
-    @spark_connect.validator
-    def _check_spark_connect(self, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not isinstance(value, bool):
-            raise InvalidConfigError("spark_connect", f"must be True or False, got {value!r}")
 
     @options.validator
     def _check_options(self, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -300,7 +360,8 @@ class SessionConfig:
         return {
             a.name: getattr(self, a.name)
             for a in attrs.fields(SessionConfig)
-            if getattr(self, a.name) not in (None, {}, False) and a.name != "options"
+            if getattr(self, a.name) not in (None, {}, False)
+            and a.name not in ("options", "sessionkit_tags")
         }
 
 
@@ -369,7 +430,8 @@ class SessionInfo:
         tags: The session's tags (read-only), or ``None`` when the answer did not carry them
             (list summaries often do not; ``sweep_sessions`` looks them up).
         usage: Resources consumed so far.
-        raw: The service's own record, read-only.
+        raw: The service's own record, as a deep read-only view with every secret value
+            (tokens, secret Spark properties) replaced by ``***``.
     """
 
     id: str

@@ -361,6 +361,15 @@ class Session:
     # -- refresh and waiting -----------------------------------------------------------------
 
     def _update(self, info: SessionInfo) -> SessionInfo:
+        if not isinstance(info, SessionInfo) or info.id != self._info.id:
+            # A describe answer for another session must never switch this one's identity;
+            # the last good info stays.
+            raise ServiceError(
+                f"{self.backend} answered a describe of session {self._info.id} with session "
+                f"{getattr(info, 'id', None)!r}; keeping the last good information",
+                code="MalformedResponse",
+                operation="describe",
+            )
         if info.state is not self._info.state:
             logger.info(
                 "session %s:%s is %s (%s)",
@@ -544,9 +553,13 @@ class Session:
             The last :class:`SessionInfo` seen.
 
         Raises:
+            InvalidConfigError: When ``wait`` or ``delete`` is not a bool.
             WaitTimeoutError: When waiting and time runs out.
             ServiceError: When the service does not accept the stop.
         """
+        for name, flag in (("wait", wait), ("delete", delete)):
+            if not isinstance(flag, bool):
+                raise InvalidConfigError(name, f"must be True or False, got {flag!r}")
         self._request_stop()
         if wait or delete:
             self.wait_until_stopped(timeout)
@@ -561,18 +574,42 @@ class Session:
         return self._info
 
     def _stop_quietly(self) -> None:
-        """Request the stop on an error path, never masking the error in flight."""
-        if self._stop_requested:
-            return
-        try:
-            self._request_stop()
-        except BaseException as exc:
-            logger.error(
-                "could not stop %s session %s; it may still be running and costing money: %s",
-                self.backend,
-                self.id,
-                exc,
-            )
+        """Request the stop on an error path, never masking the error in flight.
+
+        The request is shielded: a second Ctrl-C while it runs does not abandon it; it is
+        retried once more, and the interrupt is raised again after it.
+        """
+        interrupted: BaseException | None = None
+        for _ in range(2):
+            if self._stop_requested:
+                break
+            try:
+                self._request_stop()
+                break
+            except (KeyboardInterrupt, SystemExit) as exc:
+                logger.warning(
+                    "interrupted while stopping %s session %s; trying once more",
+                    self.backend,
+                    self.id,
+                )
+                interrupted = exc
+            except BaseException as exc:
+                logger.error(
+                    "could not stop %s session %s; it may still be running and costing money: %s",
+                    self.backend,
+                    self.id,
+                    exc,
+                )
+                break
+        if interrupted is not None:
+            if not self._stop_requested:
+                logger.error(
+                    "could not stop %s session %s after a second interrupt; it may still be "
+                    "running and costing money",
+                    self.backend,
+                    self.id,
+                )
+            raise interrupted
 
     def __enter__(self) -> Session:
         return self
@@ -586,7 +623,12 @@ class Session:
         if not self._owned or self._stop_requested:
             return
         if exc_type is None:
-            self._request_stop()
+            try:
+                self._request_stop()
+            except (KeyboardInterrupt, SystemExit):
+                # Ctrl-C during the exit's own stop: shield it, retry once, then re-raise.
+                self._stop_quietly()
+                raise
         else:
             self._stop_quietly()
 

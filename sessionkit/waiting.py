@@ -76,7 +76,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from sessionkit.errors import ServiceError, WaitTimeoutError
+from sessionkit.errors import CallTimeoutError, InvalidConfigError, ServiceError, WaitTimeoutError
 from sessionkit.models import to_timedelta
 
 __all__ = [
@@ -101,18 +101,54 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+def _number(attribute: attrs.Attribute[Any], value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidConfigError(
+            attribute.name, f"must be a number of seconds, got {type(value).__name__}"
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise InvalidConfigError(attribute.name, f"must be a finite number, got {value!r}")
+    return number
 
 
-def _fraction(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not 0 <= value < 1:
-        raise ValueError(f"{attribute.name} must be in [0, 1), got {value!r}")
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not _number(attribute, value) > 0:
+        raise InvalidConfigError(attribute.name, f"must be positive, got {value!r}")
+
+
+def _growth(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not _number(attribute, value) >= 1:
+        raise InvalidConfigError(attribute.name, f"must be at least 1, got {value!r}")
+
+
+def _fraction(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not 0 <= _number(attribute, value) < 1:
+        raise InvalidConfigError(attribute.name, f"must be in [0, 1), got {value!r}")
+
+
+def _whole_positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidConfigError(attribute.name, f"must be a whole number >= 1, got {value!r}")
+
+
+def _callable(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not callable(value):
+        raise InvalidConfigError(attribute.name, f"must be callable, got {type(value).__name__}")
 
 
 def _optional_timeout(value: Any) -> timedelta | None:
     return None if value is None else to_timedelta(value, field="timeout")
+
+
+def _deadline(value: Any) -> timedelta:
+    deadline = to_timedelta(value, field="call_deadline")
+    if deadline <= timedelta(0):
+        raise InvalidConfigError("call_deadline", f"must be positive, got {value!r}")
+    return deadline
 
 
 @attrs.frozen(kw_only=True)
@@ -130,6 +166,33 @@ class CallBudget:
 
     rate: float = attrs.field(default=10.0, validator=_positive)
     burst: float = attrs.field(default=20.0, validator=_positive)
+
+
+def _budget(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, CallBudget):
+        raise InvalidConfigError(
+            "budget", f"must be a sessionkit.waiting.CallBudget or None, got {value!r}"
+        )
+
+
+def _rng(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not callable(getattr(value, "random", None)):
+        raise InvalidConfigError("rng", f"must be a random.Random, got {type(value).__name__}")
+
+
+def _aware_clock(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _callable(instance, attribute, value)
+    # Read once now: a clock that gives naive times would fail later, mid-call.
+    try:
+        sample = value()
+    except Exception as exc:
+        raise InvalidConfigError("now", f"the wall clock raised {type(exc).__name__}") from exc
+    if not isinstance(sample, datetime) or sample.utcoffset() is None:
+        raise InvalidConfigError(
+            "now",
+            "must return timezone-aware datetimes (e.g. datetime.now(timezone.utc)), got "
+            f"{sample!r}",
+        )
 
 
 class _Bucket:
@@ -253,23 +316,37 @@ class PollPolicy:
             ``asyncio.sleep`` when ``sleep`` is ``time.sleep``, otherwise ``sleep`` itself
             followed by a yield to the event loop, so a policy on a virtual clock runs the
             async API on virtual time too.
+        call_deadline: The longest one public call that is not a wait may take, retries
+            included (``timedelta`` or seconds; default 60 s); past it,
+            :class:`~sessionkit.errors.CallTimeoutError` is raised.
+
+    Raises:
+        InvalidConfigError: At construction, naming the field, for a value of the wrong type,
+            out of range, NaN or infinite, or a wall clock that gives naive datetimes.
     """
 
     first: float = attrs.field(default=1.0, validator=_positive)
-    multiplier: float = attrs.field(default=1.5, validator=_positive)
+    multiplier: float = attrs.field(default=1.5, validator=_growth)
     cap: float = attrs.field(default=10.0, validator=_positive)
     jitter: float = attrs.field(default=0.2, validator=_fraction)
     timeout: timedelta | None = attrs.field(
         default=timedelta(minutes=20), converter=_optional_timeout
     )
-    max_attempts: int = attrs.field(default=8)
+    max_attempts: int = attrs.field(default=8, validator=_whole_positive)
     retry_first: float = attrs.field(default=0.5, validator=_positive)
     retry_cap: float = attrs.field(default=8.0, validator=_positive)
-    budget: CallBudget | None = attrs.field(default=CallBudget())
-    clock: Callable[[], float] = attrs.field(default=time.monotonic, eq=False, repr=False)
-    sleep: Callable[[float], None] = attrs.field(default=time.sleep, eq=False, repr=False)
-    rng: random.Random = attrs.field(factory=random.Random, eq=False, repr=False)
-    now: Callable[[], datetime] = attrs.field(default=_utcnow, eq=False, repr=False)
+    budget: CallBudget | None = attrs.field(default=CallBudget(), validator=_budget)
+    clock: Callable[[], float] = attrs.field(
+        default=time.monotonic, eq=False, repr=False, validator=_callable
+    )
+    sleep: Callable[[float], None] = attrs.field(
+        default=time.sleep, eq=False, repr=False, validator=_callable
+    )
+    rng: random.Random = attrs.field(factory=random.Random, eq=False, repr=False, validator=_rng)
+    now: Callable[[], datetime] = attrs.field(
+        default=_utcnow, eq=False, repr=False, validator=_aware_clock
+    )
+    call_deadline: timedelta = attrs.field(default=timedelta(seconds=60), converter=_deadline)
     async_sleep: Callable[[float], Awaitable[None]] | None = attrs.field(
         default=None, eq=False, repr=False
     )
@@ -460,6 +537,27 @@ def call_with_retries(
     else:
         limit = policy.max_attempts
     retryable = retry_on or _is_retryable
+    # Every call has a deadline (retries included): the policy's call_deadline, or an earlier
+    # one the caller gives. A retry starts only if its attempt can end before it.
+    started = policy.clock()
+    call_end = started + policy.call_deadline.total_seconds()
+    if deadline is not None:
+        call_end = min(call_end, deadline)
+    per_attempt = _attempt_timeout(backend)
+
+    def past_deadline(exc: BaseException, pause: float = 0.0) -> bool:
+        return policy.clock() + pause + per_attempt >= call_end
+
+    def timed_out(exc: BaseException) -> CallTimeoutError:
+        error = CallTimeoutError(
+            f"{what}: no answer within the call deadline of "
+            f"{policy.call_deadline.total_seconds():g} s (last error: {exc})",
+            code="CallTimeout",
+            retryable=False,
+            operation=getattr(exc, "operation", None),
+        )
+        error.__cause__ = exc
+        return error
 
     # The first attempt runs outside tenacity: most calls succeed at once, and building a
     # Retrying per call would cost more than the rest of sessionkit's share of a call.
@@ -467,9 +565,11 @@ def call_with_retries(
     try:
         return call()
     except Exception as exc:
-        if limit <= 1 or not retryable(exc):
+        if not retryable(exc):
             raise
-        if deadline is not None and policy.clock() >= deadline:
+        if policy.clock() >= call_end or (limit > 1 and past_deadline(exc, policy.retry_first)):
+            raise timed_out(exc) from exc
+        if limit <= 1:
             raise
         logger.info("%s: retrying after %s (attempt 1)", what, exc)
 
@@ -485,21 +585,46 @@ def call_with_retries(
     def stop(state: tenacity.RetryCallState) -> bool:
         if state.attempt_number + 1 >= limit:
             return True
-        return deadline is not None and policy.clock() >= deadline
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and past_deadline(exc, policy.retry_first):
+            raise timed_out(exc) from exc
+        return False
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         logger.info("%s: retrying after %s (attempt %d)", what, exc, state.attempt_number + 1)
 
+    def pause(state: tenacity.RetryCallState) -> float:
+        # The pause never runs past the deadline minus one attempt.
+        room = call_end - per_attempt - policy.clock()
+        return max(0.0, min(policy.retry_interval(state.attempt_number + 1), room))
+
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(retryable),
         stop=stop,
-        wait=lambda state: policy.retry_interval(state.attempt_number + 1),
+        wait=pause,
         sleep=policy.sleep,
         before_sleep=log_retry,
         reraise=True,
     )
-    return retrying(attempt)
+    try:
+        return retrying(attempt)
+    except CallTimeoutError:
+        raise
+    except Exception as exc:
+        if retryable(exc) and policy.clock() >= call_end:
+            raise timed_out(exc) from exc
+        raise
+
+
+def _attempt_timeout(backend: Any) -> float:
+    timeout = getattr(backend, "attempt_timeout", None)
+    if not callable(timeout):
+        return 0.0
+    try:
+        return max(0.0, float(timeout()))
+    except Exception:  # an unknown timeout bounds nothing
+        return 0.0
 
 
 # ----------------------------------------------------------------------------- signals

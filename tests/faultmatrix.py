@@ -303,3 +303,192 @@ def table(cells: list[Cell]) -> str:
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- call-index matrix
+
+#: The faults injected at one call index of a lifecycle.
+INDEX_FAULTS = (
+    "throttle",
+    "server_error",
+    "connection_error",
+    "read_timeout",
+    "lost_answer",
+    "keyboard_interrupt",
+)
+
+
+@attrs.define
+class IndexCell:
+    """The outcome of one backend's call-index matrix.
+
+    Attributes:
+        backend: The backend name.
+        calls: Calls a fault-free lifecycle makes (the indices tried are 1..calls).
+        scenarios: Scenarios run (indices x faults).
+        leaked: Sessions the library started that were still alive after a scenario settled.
+        duplicates: Sessions created beyond one per scenario.
+        foreign_stopped: Scenarios in which the foreign session was stopped.
+        untyped: Exceptions that were neither sessionkit's nor ``KeyboardInterrupt``.
+        examples: One example per problem kind, for diagnosis.
+    """
+
+    backend: str
+    calls: int = 0
+    scenarios: int = 0
+    leaked: int = 0
+    duplicates: int = 0
+    foreign_stopped: int = 0
+    untyped: int = 0
+    examples: dict[str, str] = attrs.field(factory=dict)
+
+
+class _Injector:
+    """A botocore hook pair that injects one fault at the n-th API call of a client."""
+
+    def __init__(self, client: Any, index: int, fault: str) -> None:
+        import botocore.exceptions
+
+        self.count = 0
+        self.index = index
+        self.fault = fault
+        self._errors = botocore.exceptions
+        self._client = client
+        client.meta.events.register("before-call", self.before, unique_id="faultmatrix-before")
+        client.meta.events.register("after-call", self.after, unique_id="faultmatrix-after")
+
+    def remove(self) -> None:
+        """Stop injecting."""
+        events = self._client.meta.events
+        events.unregister("before-call", unique_id="faultmatrix-before")
+        events.unregister("after-call", unique_id="faultmatrix-after")
+
+    def _client_error(self, code: str, status: int, operation: str) -> Exception:
+        response = {
+            "Error": {"Code": code, "Message": "injected"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        return self._errors.ClientError(response, operation)  # type: ignore[arg-type]
+
+    def before(self, model: Any, **kwargs: Any) -> None:
+        self.count += 1
+        if self.count != self.index:
+            return
+        url = "https://emulator.invalid/"
+        if self.fault == "throttle":
+            raise self._client_error("ThrottlingException", 400, model.name)
+        if self.fault == "server_error":
+            raise self._client_error("InternalServerException", 500, model.name)
+        if self.fault == "connection_error":
+            raise self._errors.EndpointConnectionError(endpoint_url=url)
+        if self.fault == "read_timeout":
+            raise self._errors.ReadTimeoutError(endpoint_url=url)
+
+    def after(self, model: Any, **kwargs: Any) -> None:
+        # The service processed the call; its answer never arrives, or Ctrl-C comes first.
+        if self.count != self.index:
+            return
+        if self.fault == "lost_answer":
+            raise self._errors.ReadTimeoutError(endpoint_url="https://emulator.invalid/")
+        if self.fault == "keyboard_interrupt":
+            raise KeyboardInterrupt
+
+
+def _lifecycle(backend: str, keywords: dict[str, Any]) -> None:
+    """Open and wait, run code where the backend can, the endpoint where it has one, stop."""
+    with sessionkit.open_session(backend, role=ROLE, **keywords) as session:
+        if backend in ("glue", "athena"):
+            session.run("1 + 1")
+        else:
+            session.endpoint()
+        session.stop()
+
+
+@attrs.define
+class _Stage:
+    """One emulator per backend, shared by every scenario: a client for sessionkit, and a
+    foreign session (someone else's, through another client) that must survive them all."""
+
+    emulator: Emulator
+    keywords: dict[str, Any]
+    foreign: str
+
+
+def _stage(backend: str) -> _Stage:
+    emulator = Emulator(seed=zlib.crc32(backend.encode()))
+    location = _location(emulator, backend)
+    policy = emulator.poll_policy()
+    foreign = sessionkit.open_session(
+        backend,
+        wait=False,
+        role=ROLE,
+        client=emulator.client(backend),
+        poll_policy=policy,
+        **location,
+    )
+    keywords: dict[str, Any] = {"client": emulator.client(backend), "poll_policy": policy}
+    keywords.update(location)
+    if backend == "athena":
+        keywords["s3_client"] = emulator.client("s3")
+    return _Stage(emulator=emulator, keywords=keywords, foreign=foreign.id)
+
+
+def _index_scenario(
+    stage: _Stage, backend: str, index: int, fault: str, cell: IndexCell | None
+) -> int:
+    """Run one scenario; return how many calls sessionkit's client made."""
+    emulator = stage.emulator
+    injector = _Injector(stage.keywords["client"], index, fault)
+    before = _created(emulator, backend)
+    first_call = len(emulator.calls)
+    try:
+        _lifecycle(backend, stage.keywords)
+    except (SessionKitError, KeyboardInterrupt):
+        pass
+    except Exception as exc:
+        if cell is not None:
+            cell.untyped += 1
+            cell.examples.setdefault("untyped", f"{index}/{fault}: {type(exc).__name__}: {exc}")
+    finally:
+        injector.remove()
+    # Let every requested stop settle, then look.
+    emulator.clock.advance(600)
+    if cell is None:
+        return injector.count
+    alive = set(emulator.alive_sessions().get(backend, []))
+    created = _created(emulator, backend) - before
+    # The foreign session may idle out on the virtual clock; what must never happen is a stop
+    # request naming it.
+    if any(
+        call.operation == STOP_OPERATIONS[backend] and stage.foreign in call.params.values()
+        for call in emulator.calls[first_call:]
+    ):
+        cell.foreign_stopped += 1
+        cell.examples.setdefault("foreign_stopped", f"{index}/{fault}")
+    leaked = alive - {stage.foreign}
+    if leaked:
+        cell.leaked += len(leaked)
+        cell.examples.setdefault("leaked", f"{index}/{fault}")
+        for session_id in leaked:  # do not count one leak again in later scenarios
+            emulator.service(backend).fail(session_id, "cleared by the fault matrix")
+    if created > 1:
+        cell.duplicates += created - 1
+        cell.examples.setdefault("duplicates", f"{index}/{fault}")
+    cell.scenarios += 1
+    return injector.count
+
+
+def run_index_matrix(backend: str, faults: tuple[str, ...] = INDEX_FAULTS) -> IndexCell:
+    """Inject each fault at every call index of a full lifecycle of ``backend``.
+
+    The lifecycle is measured once without faults; each index from 1 to its call count (plus
+    one past the end) is then tried with each fault, next to a foreign session of the same
+    location that must survive every scenario.
+    """
+    cell = IndexCell(backend=backend)
+    stage = _stage(backend)
+    cell.calls = _index_scenario(stage, backend, 0, "none", None)
+    for index in range(1, cell.calls + 2):
+        for fault in faults:
+            _index_scenario(stage, backend, index, fault, cell)
+    return cell

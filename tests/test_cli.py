@@ -393,7 +393,7 @@ def test_local_open_list_status_wait_stop(capsys: pytest.CaptureFixture[str]) ->
     assert opened["idle_timeout_seconds"] == 120.0  # minutes are rounded up
     request = local().glue._sessions["cli-test"].request
     assert request["DefaultArguments"]["--conf"] == "spark.sql.shuffle.partitions=8"
-    assert request["Tags"] == {"team": "data"}
+    assert request["Tags"]["team"] == "data"
 
     listed = run_json(capsys, "list", "--local")
     assert [(s["id"], s["state"]) for s in listed] == [("cli-test", "READY")]

@@ -115,3 +115,23 @@ def test_a_stop_is_retried_until_it_is_accepted(backend: str) -> None:
     assert len(outcomes) == 12 and outcomes[-1] == "ok"
     emulator.clock.advance(600)
     assert emulator.alive_sessions() == {}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_fault_at_every_call_index_leaks_nothing_and_stops_nothing_foreign(
+    backend: str,
+) -> None:
+    from tests.faultmatrix import INDEX_FAULTS, run_index_matrix
+
+    cell = run_index_matrix(backend)
+    print(
+        f"\n{backend}: {cell.scenarios} scenarios ({cell.calls + 1} call indices x "
+        f"{len(INDEX_FAULTS)} faults)"
+    )
+    assert cell.scenarios == (cell.calls + 1) * len(INDEX_FAULTS)
+    assert cell.untyped == 0, cell.examples
+    assert cell.leaked == 0, cell.examples
+    assert cell.duplicates == 0, cell.examples
+    assert cell.foreign_stopped == 0, cell.examples

@@ -29,7 +29,7 @@ def test_config_is_frozen_and_keyword_only() -> None:
 
 
 def test_durations_take_timedelta_or_seconds() -> None:
-    assert SessionConfig(idle_timeout=90).idle_timeout == timedelta(seconds=90)
+    assert SessionConfig(idle_timeout="90s").idle_timeout == timedelta(seconds=90)
     assert SessionConfig(max_duration=timedelta(hours=1)).max_duration == timedelta(hours=1)
     assert to_timedelta(2.5) == timedelta(seconds=2.5)
     for bad in (True, "10", -1, float("inf"), float("nan")):

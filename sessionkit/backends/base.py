@@ -10,25 +10,163 @@ A third-party backend subclasses :class:`Backend` and registers itself (see
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, ClassVar
+import functools
+import getpass
+import hashlib
+import socket
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import attrs
 
-from sessionkit.errors import InvalidConfigError, NotSupportedError
-from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult
+from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError, SessionKitError
+from sessionkit.models import (
+    DEFAULT_IDLE_TIMEOUT,
+    Endpoint,
+    SessionConfig,
+    SessionInfo,
+    StatementResult,
+)
 from sessionkit.states import SessionState
 
 if TYPE_CHECKING:
     from sessionkit.waiting import PollPolicy
 
-__all__ = ["CREATED_BY_TAG", "EXPIRES_AT_TAG", "Backend", "PreparedStart"]
+__all__ = [
+    "CREATED_BY_TAG",
+    "EXPIRES_AT_TAG",
+    "EXPIRY_IDLE_FACTOR",
+    "MALFORMED",
+    "START_TOKEN_TAG",
+    "Backend",
+    "PreparedStart",
+    "created_by",
+    "idle_timeout_of",
+    "lifecycle_tags",
+    "malformed",
+]
 
-#: The tag sessionkit puts on the sessions it starts (where the provider has tags).
+F = TypeVar("F", bound=Callable[..., Any])
+
+# ----------------------------------------------------------------------------- helpers
+
+#: The tag carrying the per-start nonce that proves a session was created by this start.
+START_TOKEN_TAG = "sessionkit:start-token"
+#: The tag naming who started a session (a stable, secret-free id of the host and user).
 CREATED_BY_TAG = "sessionkit:created-by"
-#: The tag saying when a session sessionkit started may be swept (ISO-8601, UTC).
+#: The tag saying when a leaked session may be swept (ISO-8601, UTC).
 EXPIRES_AT_TAG = "sessionkit:expires-at"
+#: Without a ``max_duration``, a session expires after this many idle timeouts: long enough
+#: for a session that does work now and then, short enough that a leak is swept the same day.
+EXPIRY_IDLE_FACTOR = 3
+#: The error code of a service answer that lacks what the API promises.
+MALFORMED = "MalformedResponse"
+
+
+def malformed(operation: str, problem: str) -> ServiceError:
+    """The error for a service answer that lacks required members or has unreadable values.
+
+    Args:
+        operation: The operation whose answer it was.
+        problem: What is wrong with it.
+
+    Returns:
+        A non-retryable :class:`~sessionkit.errors.ServiceError` with code ``MalformedResponse``.
+    """
+    return ServiceError(
+        f"{operation}: the service's answer is malformed ({problem})",
+        code=MALFORMED,
+        operation=operation,
+    )
+
+
+def idle_timeout_of(config: SessionConfig) -> timedelta:
+    """The idle timeout to send: the caller's, else :data:`~sessionkit.DEFAULT_IDLE_TIMEOUT`."""
+    return config.idle_timeout or DEFAULT_IDLE_TIMEOUT
+
+
+@functools.lru_cache(maxsize=1)
+def created_by() -> str:
+    """A stable id of this host and user, with no secret and no personal name in it."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name (some containers): the host alone still groups
+        user = "unknown"
+    digest = hashlib.sha256(f"{user}@{socket.gethostname()}".encode()).hexdigest()
+    return f"sk-{digest[:16]}"
+
+
+def lifecycle_tags(
+    config: SessionConfig, *, start_token: str | None, now: datetime
+) -> dict[str, str]:
+    """The tags every session sessionkit starts carries, merged with the caller's.
+
+    ``sessionkit:created-by`` and ``sessionkit:expires-at`` (``now`` + ``max_duration``, else
+    ``now`` + idle timeout x :data:`EXPIRY_IDLE_FACTOR`) unless ``config.sessionkit_tags`` is
+    false; ``sessionkit:start-token`` whenever ``start_token`` is given (the proof of
+    ownership, which a caller's tag cannot override). Caller tags win over the other two.
+
+    Args:
+        config: The session configuration.
+        start_token: The per-start nonce, or ``None`` where ownership needs no tag.
+        now: The current wall-clock time (timezone-aware).
+
+    Returns:
+        The tags to send, in one provider-neutral form (str to str).
+    """
+    tags: dict[str, str] = {}
+    if config.sessionkit_tags:
+        life = config.max_duration or idle_timeout_of(config) * EXPIRY_IDLE_FACTOR
+        expires = (now.astimezone(timezone.utc) + life).replace(microsecond=0)
+        tags[CREATED_BY_TAG] = created_by()
+        tags[EXPIRES_AT_TAG] = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    tags.update(config.tags)
+    if start_token is not None:
+        tags[START_TOKEN_TAG] = start_token
+    return tags
+
+
+def _guarded(name: str, method: F) -> F:
+    """Wrap a primitive so that a malformed answer is a ServiceError, never a KeyError."""
+
+    @functools.wraps(method)
+    def primitive(self: Backend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = method(self, *args, **kwargs)
+        except SessionKitError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            raise malformed(f"{self.name} {name.lstrip('_')}", problem) from exc
+        if name in ("_describe", "_describe_light") and args:
+            wanted = args[0]
+            if not isinstance(result, SessionInfo) or result.id != wanted:
+                got = getattr(result, "id", None)
+                raise malformed(
+                    f"{self.name} {name.lstrip('_')}",
+                    f"asked for session {wanted!r}, the answer is for {got!r}",
+                )
+        if name == "_start" and (not isinstance(result, SessionInfo) or not result.id):
+            raise malformed(f"{self.name} start", "the answer has no session id")
+        return result
+
+    return primitive  # type: ignore[return-value]
+
+
+_PRIMITIVES = (
+    "_start",
+    "_abandon",
+    "_describe",
+    "_describe_light",
+    "_stop",
+    "_delete",
+    "_list_page",
+    "_run",
+    "_statement",
+    "_cancel",
+    "_endpoint",
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -40,12 +178,15 @@ class PreparedStart:
         request: The service request parameters.
         token: The idempotency key (client token, or the Glue session Id).
         preflight: Whether the backend's pre-flight checks should run before the first attempt.
+        start_token: The per-start nonce (the ``sessionkit:start-token`` tag) that proves a
+            session was created by this start, where the backend proves ownership by a tag.
     """
 
     config: SessionConfig
     request: Mapping[str, Any] = attrs.field(repr=False)
     token: str = attrs.field(repr=False)
     preflight: bool = True
+    start_token: str | None = attrs.field(default=None, repr=False)
 
 
 class Backend(abc.ABC):
@@ -75,6 +216,20 @@ class Backend(abc.ABC):
     extra_fields: ClassVar[tuple[str, ...]] = ()
     supported_fields: ClassVar[frozenset[str]] = frozenset()
     state_map: ClassVar[Mapping[str, SessionState]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Guard every primitive a subclass defines (see :func:`malformed`)."""
+        super().__init_subclass__(**kwargs)
+        for name in _PRIMITIVES:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "__sessionkit_guarded__", False):
+                guarded = _guarded(name, method)
+                guarded.__sessionkit_guarded__ = True
+                setattr(cls, name, guarded)
+
+    def attempt_timeout(self) -> float:
+        """The longest one call attempt can block (socket timeouts), 0 when unknown."""
+        return 0.0
 
     #: The caller's poll policy, set by ``open_session`` before the pre-flight, so a pre-flight
     #: that has to wait (EMR Serverless starting its application) polls on the caller's

@@ -111,7 +111,7 @@ class EmulatorHarness(Harness):
     _UNSUPPORTED: ClassVar[dict[str, tuple[str, Any] | None]] = {
         "glue": None,
         "emr-serverless": ("workers", Workers(count=2, type="G.1X")),
-        "athena": ("max_duration", 3600),
+        "athena": ("max_duration", "1h"),
         "dataproc": ("workers", Workers(count=2, type="standard")),
         "emr": ("max_dpus", 4.0),
     }

@@ -6,6 +6,7 @@ import logging
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from unittest.mock import ANY
 
 import boto3
 import botocore.session
@@ -98,7 +99,8 @@ def test_every_supported_field_translates_into_the_exact_request(
                 "AdditionalConfigs": {"k": "v"},
                 "SparkProperties": {"spark.sql.shuffle.partitions": "64"},
             },
-            "Tags": [{"Key": "team", "Value": "data"}, {"Key": "env", "Value": "dev"}],
+            # The caller's tags plus sessionkit's lifecycle tags (DESIGN 7).
+            "Tags": ANY,
             "ClientRequestToken": token,
             "CopyWorkGroupTags": True,
         }
@@ -119,6 +121,8 @@ def test_minimal_request_has_engine_defaults_and_a_generated_token(
     assert request == {
         "WorkGroup": WORK_GROUP,
         "Description": "adhoc",
+        "SessionIdleTimeoutInMinutes": 60,
+        "Tags": ANY,
         "EngineConfiguration": {
             "CoordinatorDpuSize": 1,
             "DefaultExecutorDpuSize": 1,
@@ -143,7 +147,7 @@ def test_options_engine_configuration_overrides_the_defaults(
 def test_idle_timeout_rounds_up_to_whole_minutes(
     emulator: Emulator, connection: dict[str, Any], seconds: int, minutes: int
 ) -> None:
-    sessionkit.open_session("athena", wait=False, idle_timeout=seconds, **connection).stop(
+    sessionkit.open_session("athena", wait=False, idle_timeout=f"{seconds}s", **connection).stop(
         wait=False
     )
     assert _params(emulator, "StartSession")[0]["SessionIdleTimeoutInMinutes"] == minutes
@@ -165,7 +169,7 @@ def test_a_retried_start_reuses_its_token_and_creates_one_session(
 @pytest.mark.parametrize(
     ("config", "field", "words"),
     [
-        ({"max_duration": 3600}, "max_duration", "athena"),
+        ({"max_duration": "1h"}, "max_duration", "athena"),
         ({"workers": (2, "G.1X")}, "workers", "athena"),
         ({"runtime_version": "3"}, "runtime_version", "athena"),
         ({"max_dpus": 2.5}, "max_dpus", "whole"),
@@ -317,7 +321,9 @@ def test_a_reused_client_token_is_explained(stubbed: Any) -> None:
     assert caught.value.field == "client_token"
 
 
-def test_a_retry_told_its_session_exists_adopts_that_session(stubbed: Any) -> None:
+def test_a_retry_told_its_token_started_another_session_never_adopts_it(stubbed: Any) -> None:
+    # SessionAlreadyExists answers a token used before with *other* parameters: that session
+    # is not this start's (a replay with the same parameters answers with our own session).
     client, stubber = stubbed
     session_id = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
     stubber.add_client_error("start_session", "InternalServerException", http_status_code=500)
@@ -326,17 +332,18 @@ def test_a_retry_told_its_session_exists_adopts_that_session(stubbed: Any) -> No
         "SessionAlreadyExistsException",
         f"Session {session_id} already exists.",
     )
-    stubber.add_response(
-        "get_session",
-        {"SessionId": session_id, "Status": {"State": "CREATING"}},
-        {"SessionId": session_id},
+    # The clean-up replays the start once more and is refused the same way: nothing stopped.
+    stubber.add_client_error(
+        "start_session",
+        "SessionAlreadyExistsException",
+        f"Session {session_id} already exists.",
     )
     no_sleep = sessionkit.waiting.DEFAULT_POLL.on(lambda: 0.0, lambda seconds: None)
-    session = sessionkit.open_session(
-        "athena", client=client, work_group="wg", wait=False, poll_policy=no_sleep
-    )
-    assert session.id == session_id
-    assert session.state is SessionState.STARTING
+    with pytest.raises(InvalidConfigError) as caught:
+        sessionkit.open_session(
+            "athena", client=client, work_group="wg", wait=False, poll_policy=no_sleep
+        )
+    assert caught.value.field == "client_token"
     stubber.assert_no_pending_responses()
 
 

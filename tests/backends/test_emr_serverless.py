@@ -136,7 +136,8 @@ def test_every_supported_field_translates_into_the_exact_request(stubbed: Any) -
                 }
             ]
         },
-        "tags": {"team": "data"},
+        # The caller's tags plus sessionkit's lifecycle and ownership tags (DESIGN 7).
+        "tags": ANY,
     }
     session = _open_stubbed(
         client,
@@ -160,7 +161,13 @@ def test_every_supported_field_translates_into_the_exact_request(stubbed: Any) -
 
 def test_minimal_request_has_role_and_a_generated_token(stubbed: Any) -> None:
     client, stubber = stubbed
-    expected = {"applicationId": APP, "clientToken": ANY, "executionRoleArn": ROLE}
+    expected = {
+        "applicationId": APP,
+        "clientToken": ANY,
+        "executionRoleArn": ROLE,
+        "idleTimeoutMinutes": 60,
+        "tags": ANY,
+    }
     _open_stubbed(client, stubber, expected, role=ROLE)
     stubber.assert_no_pending_responses()
 
@@ -174,7 +181,15 @@ def test_translation_table_covers_exactly_the_supported_fields() -> None:
 
 @pytest.mark.parametrize(
     ("idle", "minutes"),
-    [(1, 1), (59, 1), (60, 1), (61, 2), (90, 2), (timedelta(hours=1), 60), (3601, 61)],
+    [
+        ("1s", 1),
+        ("59s", 1),
+        ("60s", 1),
+        ("61s", 2),
+        ("90s", 2),
+        (timedelta(hours=1), 60),
+        ("3601s", 61),
+    ],
 )
 def test_idle_timeout_minutes_are_rounded_up(idle: Any, minutes: int) -> None:
     backend = _backend(boto3.client("emr-serverless", region_name="us-east-1"))
@@ -203,7 +218,7 @@ def test_given_client_token_is_sent_as_is() -> None:
     ("field", "value"),
     [
         ("description", "nightly"),
-        ("max_duration", 3600),
+        ("max_duration", "1h"),
         ("workers", Workers(count=2, type="G.1X")),
         ("max_dpus", 4.0),
         ("runtime_version", "emr-7.13.0"),
@@ -658,7 +673,7 @@ def test_busy_session_reads_busy_and_wait_polls_through(emulator: Emulator, app:
 
 
 def test_idle_timeout_ends_the_session_with_the_reason(emulator: Emulator, app: str) -> None:
-    session = _open(emulator, app, idle_timeout=120)
+    session = _open(emulator, app, idle_timeout="120s")
     emulator.clock.advance(3 * 60)
     info = session.refresh()
     assert info.state is SessionState.STOPPED
@@ -776,6 +791,22 @@ def test_conflict_on_a_retried_start_is_retried_not_raised(stubbed: Any) -> None
     assert retried.value.retryable
     assert retried.value.code == "ConflictException"
     stubber.add_response("start_session", _started(), {**prepared.request})
+    # The caller chose the token, so the session it answers with is adopted only once it
+    # proves to carry this start's nonce tag (DESIGN 7, issue 8 item 1).
+    record = {
+        "applicationId": APP,
+        "sessionId": "s0abc",
+        "arn": _started()["arn"],
+        "state": "SUBMITTED",
+        "stateDetails": "Submitted",
+        "createdBy": "arn:aws:iam::123456789012:user/test",
+        "executionRoleArn": ROLE,
+        "createdAt": datetime(2026, 1, 1, tzinfo=timezone.utc),
+        "updatedAt": datetime(2026, 1, 1, tzinfo=timezone.utc),
+        "releaseLabel": "emr-7.13.0",
+        "tags": dict(prepared.request["tags"]),
+    }
+    stubber.add_response("get_session", {"session": record})
     assert backend._start(prepared, attempt=3).id == "s0abc"
 
 

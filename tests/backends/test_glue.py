@@ -45,6 +45,8 @@ def _record(status: str = "READY", **extra: Any) -> dict[str, Any]:
 
 
 def _open_stubbed(client: Any, stubber: Stubber, expected: dict[str, Any], **config: Any) -> Any:
+    # Every start carries sessionkit's tags and the default idle timeout (DESIGN 3, 7).
+    expected = {"Tags": ANY, "IdleTimeout": 60, **expected}
     stubber.add_response("create_session", {"Session": _record("PROVISIONING")}, expected)
     return sessionkit.open_session("glue", client=client, wait=False, **config)
 
@@ -65,7 +67,8 @@ def test_every_field_translates_into_the_exact_request(stubbed: Any) -> None:
             "--conf": "spark.sql.shuffle.partitions=64 --conf spark.executor.memory=4g",
             "--enable-glue-datacatalog": "true",
         },
-        "Tags": {"team": "data"},
+        # The caller's tags plus sessionkit's lifecycle and ownership tags (DESIGN 7).
+        "Tags": ANY,
         "NumberOfWorkers": 4,
         "WorkerType": "G.2X",
         "GlueVersion": "5.0",
@@ -110,7 +113,7 @@ def test_max_dpus_and_client_token(stubbed: Any) -> None:
 
 @pytest.mark.parametrize(
     ("given", "minutes"),
-    [(90, 2), (60, 1), (61, 2), (timedelta(minutes=30), 30), (timedelta(seconds=1), 1)],
+    [("90s", 2), ("60s", 1), ("61s", 2), (timedelta(minutes=30), 30), (timedelta(seconds=1), 1)],
 )
 def test_minutes_round_up(stubbed: Any, given: Any, minutes: int) -> None:
     client, stubber = stubbed
@@ -151,7 +154,7 @@ def test_options_can_replace_the_command() -> None:
         ({"role": ROLE, "workers": (2, "G.1X"), "max_dpus": 2}, "max_dpus"),
         ({"role": ROLE, "max_dpus": -1}, "max_dpus"),
         ({"role": ROLE, "idle_timeout": -5}, "idle_timeout"),
-        ({"role": ROLE, "idle_timeout": "30m"}, "idle_timeout"),
+        ({"role": ROLE, "idle_timeout": "30"}, "idle_timeout"),
         ({"role": ROLE, "runtime_version": "five"}, "runtime_version"),
         ({"role": ROLE, "name": "x" * 256}, "name"),
         ({"role": ROLE, "description": "d" * 2049}, "description"),

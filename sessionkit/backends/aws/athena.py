@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -24,7 +24,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
-from sessionkit.backends.base import PreparedStart
+from sessionkit.backends.base import PreparedStart, idle_timeout_of, lifecycle_tags, malformed
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState, normalize_state
@@ -98,7 +98,6 @@ _S3_CONFIG = Config(
     connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1}
 )
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _EXCEPTION_LINE = re.compile(
     r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)): ?(.*)$"
 )
@@ -143,13 +142,14 @@ def _engine_configuration(
 
 
 def build_start_request(
-    config: SessionConfig, work_group: str
+    config: SessionConfig, work_group: str, *, now: datetime | None = None
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """Translate a configuration into a ``StartSession`` request.
 
     Args:
         config: The session configuration.
         work_group: The work group the session starts in.
+        now: The wall-clock time for the ``sessionkit:expires-at`` tag.
 
     Returns:
         The request, which field produced each request key, and which field produced each
@@ -167,7 +167,9 @@ def build_start_request(
             "Description: give name or description, not both",
         )
     options = dict(config.options)
-    engine, engine_fields = _engine_configuration(config, options.pop("EngineConfiguration", {}))
+    engine, engine_fields = _engine_configuration(
+        config, options.pop("EngineConfiguration", None) or {}
+    )
     request: dict[str, Any] = {
         "WorkGroup": work_group,
         "EngineConfiguration": engine,
@@ -182,10 +184,25 @@ def build_start_request(
         request["Description"] = config.description
     if config.role is not None:
         request["ExecutionRole"] = config.role
-    if config.idle_timeout is not None:
-        request["SessionIdleTimeoutInMinutes"] = ceil_minutes(config.idle_timeout)
-    if config.tags:
-        request["Tags"] = [{"Key": key, "Value": value} for key, value in config.tags.items()]
+    if config.idle_timeout is not None or "SessionIdleTimeoutInMinutes" not in options:
+        request["SessionIdleTimeoutInMinutes"] = ceil_minutes(idle_timeout_of(config))
+    # Ownership needs no nonce tag here: replaying the ClientRequestToken answers with the
+    # session this start created, and a different request with the same token is refused.
+    tags = lifecycle_tags(config, start_token=None, now=now or datetime.now(timezone.utc))
+    if tags and "Tags" not in options:
+        request["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
+    elif tags:
+        if config.tags:
+            raise InvalidConfigError(
+                "options", "'Tags' is already set from the tags field; give tags once"
+            )
+        given = options.pop("Tags")
+        named = {str(t.get("Key")) for t in given if isinstance(t, Mapping)}
+        request["Tags"] = [
+            *({"Key": k, "Value": v} for k, v in tags.items() if k not in named),
+            *given,
+        ]
+        fields["Tags"] = "options"
     AwsBackend._merge_options(request, options, fields)
     _check_notebook(request)
     return request, fields, engine_fields
@@ -315,6 +332,14 @@ def calculation_result(
     )
 
 
+def _must_have_status(answer: Mapping[str, Any], operation: str) -> Mapping[str, Any]:
+    """An answer describing a session must say its state; ``{}`` is not an answer."""
+    status = answer.get("Status")
+    if not isinstance(status, Mapping) or not status.get("State"):
+        raise malformed(f"athena {operation}", "the answer has no Status.State")
+    return answer
+
+
 # ----------------------------------------------------------------------------- the backend
 
 
@@ -348,6 +373,7 @@ class AthenaBackend(AwsBackend):
             "max_dpus",
             "client_token",
             "spark_connect",
+            "sessionkit_tags",
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
@@ -380,7 +406,11 @@ class AthenaBackend(AwsBackend):
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``StartSession`` request, with its client token made once."""
-        request, fields, engine_fields = build_start_request(config, self._work_group())
+        config = self._clean_options("start_session", config)
+        policy = self.poll_policy
+        request, fields, engine_fields = build_start_request(
+            config, self._work_group(), now=policy.now() if policy is not None else None
+        )
         operation = self.client.meta.service_model.operation_model("StartSession")
         engine_shape = operation.input_shape.members["EngineConfiguration"]
         for path, problem in check_shape(request["EngineConfiguration"], engine_shape):
@@ -445,9 +475,12 @@ class AthenaBackend(AwsBackend):
             if adopted is None:
                 raise
             return self._describe(adopted)
+        session_id = answer.get("SessionId")
+        if not isinstance(session_id, str) or not session_id:
+            raise malformed("athena StartSession", "the answer has no SessionId")
         native = answer.get("State") or "CREATING"
         return SessionInfo(
-            id=answer["SessionId"],
+            id=session_id,
             backend=self.name,
             state=normalize_state(native, STATE_MAP, unknown=SessionState.UNKNOWN, source="athena"),
             native_state=native,
@@ -468,12 +501,8 @@ class AthenaBackend(AwsBackend):
         text = str(exc)
         if exc.code == "SessionAlreadyExistsException":
             # The service answers a repeated token with the same parameters with the same
-            # session, so this means the token was used before for another request; on our own
-            # retry that cannot be, unless the first attempt's parameters were changed.
-            found = _UUID.search(text)
-            if attempt > 1 and found:
-                logger.info("adopting session %s started by an earlier attempt", found.group())
-                return found.group()
+            # session (that is how a lost answer is adopted), so this means the token started
+            # another request: a session that is not this start's. Never adopt it.
             raise InvalidConfigError(
                 "client_token",
                 "this ClientRequestToken already started another Athena session with different "
@@ -489,14 +518,37 @@ class AthenaBackend(AwsBackend):
             ) from exc
         return None
 
+    def _abandon(self, prepared: PreparedStart) -> None:
+        # Replaying StartSession with the same ClientRequestToken answers with the session an
+        # interrupted attempt created (or starts one, if none landed), which is then terminated,
+        # so no session is left running that nobody holds. Retryable errors go to the caller,
+        # which retries the whole (idempotent) replay.
+        try:
+            answer = self._call("start_session", **prepared.request)
+            session_id = answer.get("SessionId")
+            if not isinstance(session_id, str) or not session_id:
+                raise ServiceError(
+                    "athena StartSession answered without a SessionId while cleaning up",
+                    code="MalformedResponse",
+                    retryable=True,
+                    operation="StartSession",
+                )
+            self._stop(session_id)
+        except ServiceError as exc:
+            if exc.retryable:
+                raise
+            # Otherwise the token belongs to another request, or the session is ending.
+
     # -- describing and stopping ------------------------------------------------------------------
 
     def _describe(self, session_id: str) -> SessionInfo:
-        return session_info(self._call("get_session", SessionId=session_id), session_id)
+        answer = self._call("get_session", SessionId=session_id)
+        return session_info(_must_have_status(answer, "GetSession"), session_id)
 
     def _describe_light(self, session_id: str) -> SessionInfo:
         # GetSessionStatus has the state and reason but no usage: enough while polling.
-        return session_info(self._call("get_session_status", SessionId=session_id), session_id)
+        answer = self._call("get_session_status", SessionId=session_id)
+        return session_info(_must_have_status(answer, "GetSessionStatus"), session_id)
 
     def _stop(self, session_id: str) -> None:
         # Terminating a session that has already ended succeeds and changes nothing.
@@ -535,10 +587,16 @@ class AthenaBackend(AwsBackend):
             if exc.code == "InvalidRequestException":
                 self._engine_must_be(session_id, "pyspark", exc)
             raise
+        if not answer.get("CalculationExecutionId"):
+            raise malformed("athena StartCalculationExecution", "no CalculationExecutionId")
         return str(answer["CalculationExecutionId"])
 
     def _statement(self, session_id: str, statement_id: str) -> StatementResult:
         record = self._call("get_calculation_execution", CalculationExecutionId=statement_id)
+        if not isinstance(record.get("Status"), Mapping) or not record.get(
+            "CalculationExecutionId"
+        ):
+            raise malformed("athena GetCalculationExecution", "no Status or execution id")
         native = (record.get("Status") or {}).get("State")
         stdout = stderr = None
         if native in ("COMPLETED", "FAILED", "CANCELED"):

@@ -11,33 +11,42 @@ import logging
 import math
 import re
 import threading
+import unicodedata
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+import attrs
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 from botocore.model import OperationModel, Shape
 
+from sessionkit._redact import RedactingFilter, install_log_redaction
 from sessionkit._version import __version__
-from sessionkit.backends.base import Backend
+from sessionkit.backends.base import Backend, malformed
 from sessionkit.errors import InvalidConfigError, ServiceError, ThrottledError
-from sessionkit.models import SessionConfig, redact_text
+from sessionkit.models import SessionConfig
 
 __all__ = [
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
     "THROTTLING_CODES",
     "TRANSIENT_CODES",
     "AwsBackend",
     "ClientFactory",
+    "RedactingFilter",
     "ceil_minutes",
     "check_request",
     "check_shape",
+    "client_config",
+    "install_log_redaction",
     "new_token",
     "seconds_to_datetime",
     "translate_error",
+    "translate_pattern",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,14 +85,33 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
-# sessionkit retries with its own backoff, budget and deadline (see sessionkit.waiting), so the
-# clients it builds do not retry inside botocore: one botocore attempt per sessionkit attempt.
-_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 1},
-    user_agent_extra=f"sessionkit/{__version__}",
-    connect_timeout=10,
-    read_timeout=60,
-)
+#: The longest connect and read timeouts of the clients sessionkit builds: these are
+#: control-plane calls that answer in well under a second when the service is healthy.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 20.0
+
+
+def client_config(call_deadline: float | None = None) -> Config:
+    """The botocore configuration of the clients sessionkit builds.
+
+    sessionkit retries with its own backoff, budget and deadline (see sessionkit.waiting), so
+    botocore makes one attempt per sessionkit attempt. Each attempt's socket timeouts fit at
+    least two attempts into the call deadline.
+
+    Args:
+        call_deadline: The caller's ``PollPolicy.call_deadline`` in seconds.
+    """
+    connect, read = CONNECT_TIMEOUT, READ_TIMEOUT
+    if call_deadline is not None:
+        connect = max(0.1, min(connect, call_deadline / 2))
+        read = max(0.1, min(read, call_deadline / 2))
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        user_agent_extra=f"sessionkit/{__version__}",
+        connect_timeout=connect,
+        read_timeout=read,
+    )
+
 
 _CONNECTION_ERRORS = (
     botocore.exceptions.ConnectionError,
@@ -154,7 +182,7 @@ class ClientFactory:
     _lock = threading.Lock()
     _default_session: boto3.session.Session | None = None
     _cache: weakref.WeakKeyDictionary[
-        boto3.session.Session, dict[tuple[str, str | None, str | None], Any]
+        boto3.session.Session, dict[tuple[str, str | None, str | None, float | None], Any]
     ] = weakref.WeakKeyDictionary()
 
     @classmethod
@@ -165,6 +193,7 @@ class ClientFactory:
         boto3_session: boto3.session.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
+        call_deadline: float | None = None,
     ) -> Any:
         """Return the shared client for ``service``, building it on first use.
 
@@ -174,6 +203,7 @@ class ClientFactory:
                 default session).
             region: The AWS region.
             endpoint_url: A custom endpoint.
+            call_deadline: The call deadline its socket timeouts must fit (seconds).
 
         Returns:
             A boto3 client whose botocore retries are off (sessionkit retries).
@@ -187,14 +217,14 @@ class ClientFactory:
                     cls._default_session = boto3.session.Session()
                 boto3_session = cls._default_session
             per_session = cls._cache.setdefault(boto3_session, {})
-            key = (service, region, endpoint_url)
+            key = (service, region, endpoint_url, call_deadline)
             if key not in per_session:
                 try:
                     per_session[key] = boto3_session.client(
                         service,
                         region_name=region,
                         endpoint_url=endpoint_url,
-                        config=_CLIENT_CONFIG,
+                        config=client_config(call_deadline),
                     )
                 except botocore.exceptions.NoRegionError as exc:
                     raise InvalidConfigError(
@@ -244,15 +274,68 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _compile(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        # Some model patterns are Java-specific (surrogate pairs written as ranges); skip them.
+_SURROGATE_PAIR = re.compile(r"\\u(D[89AB][0-9A-F]{2})\\u(D[C-F][0-9A-F]{2})", re.IGNORECASE)
+_UNICODE_CLASS = re.compile(r"\[((?:\\p\{[A-Za-z]{1,2}\})+)\]([*+])")
+_POSSESSIVE = re.compile(r"(?<!\\)([*+?}])\+")
+
+Matcher = Callable[[str], bool]
+
+
+def _astral(match: re.Match[str]) -> str:
+    high, low = int(match[1], 16), int(match[2], 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
+
+
+def translate_pattern(pattern: str) -> Matcher | None:
+    r"""Turn a model pattern (Java regex syntax) into a full-match test with ASCII semantics.
+
+    Java writes characters beyond the BMP as surrogate pairs (``\uD800\uDC00-\uDBFF\uDFFF``),
+    which become ``\U00010000-\U0010FFFF``; possessive quantifiers (``*+``) become greedy ones
+    (the same language for a full match); a class of Unicode categories only
+    (``[\p{L}\p{N}]*``) is checked with :mod:`unicodedata`. ``\d``, ``\w`` and ``\s`` keep their
+    ASCII meaning, as in Java.
+
+    Args:
+        pattern: The model's pattern.
+
+    Returns:
+        A function telling whether a whole value matches, or ``None`` when the pattern cannot
+        be translated (then values are refused, never let through unchecked).
+    """
+    special = _UNICODE_CLASS.fullmatch(pattern)
+    if special:
+        categories = tuple(re.findall(r"\\p\{([A-Za-z]{1,2})\}", special[1]))
+        minimum = 1 if special[2] == "+" else 0
+
+        def in_categories(value: str) -> bool:
+            return len(value) >= minimum and all(
+                unicodedata.category(char).startswith(categories) for char in value
+            )
+
+        return in_categories
+    translated = _POSSESSIVE.sub(r"\1", _SURROGATE_PAIR.sub(_astral, pattern))
+    if "\\p{" in translated or "\\P{" in translated:
         return None
+    try:
+        compiled = re.compile(translated, re.ASCII)
+    except re.error:
+        return None
+    return lambda value: compiled.fullmatch(value) is not None
 
 
-_PATTERNS: dict[str, re.Pattern[str] | None] = {}
+_PATTERNS: dict[str, Matcher | None] = {}
+
+#: Java's ranges for the model's integer types, where the model states none.
+_INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+def _bad_character(value: str) -> str | None:
+    """The first control character (other than tab and newlines) or lone surrogate, if any."""
+    for char in value:
+        code = ord(char)
+        if (code < 32 and char not in "\t\n\r") or code == 127 or 0xD800 <= code <= 0xDFFF:
+            return f"U+{code:04X}"
+    return None
 
 
 def check_shape(value: Any, shape: Shape, path: str = "") -> list[tuple[str, str]]:
@@ -283,7 +366,8 @@ def _walk(value: Any, shape: Shape, path: str, problems: list[tuple[str, str]]) 
         not isinstance(value, expected)
         or (kind in ("integer", "long", "float", "double") and isinstance(value, bool))
     ):
-        problems.append((path, f"expected {kind}, got {type(value).__name__}"))
+        wanted = "a dict (structure)" if kind in ("structure", "map") else kind
+        problems.append((path, f"expected {wanted}, got {type(value).__name__}"))
         return
     meta = shape.metadata
     if kind == "structure":
@@ -304,20 +388,32 @@ def _walk(value: Any, shape: Shape, path: str, problems: list[tuple[str, str]]) 
         if "max" in meta and size > meta["max"]:
             problems.append((path, f"has length {size}, above the maximum {meta['max']}"))
     if kind in ("integer", "long", "float", "double"):
-        if "min" in meta and value < meta["min"]:
-            problems.append((path, f"is {value}, below the minimum {meta['min']}"))
-        if "max" in meta and value > meta["max"]:
-            problems.append((path, f"is {value}, above the maximum {meta['max']}"))
+        if kind in ("float", "double") and not _finite(value):
+            problems.append((path, f"is {value!r}, not a finite number"))
+            return
+        low, high = _INT_RANGES.get(kind, (None, None))
+        low, high = meta.get("min", low), meta.get("max", high)
+        if low is not None and value < low:
+            problems.append((path, f"is {value}, below the minimum {low}"))
+        if high is not None and value > high:
+            problems.append((path, f"is {value}, above the maximum {high}"))
     if kind == "string":
+        bad = _bad_character(value)
+        if bad is not None:
+            problems.append((path, f"contains the control character or lone surrogate {bad}"))
+            return
         enum = getattr(shape, "enum", None)
         if enum and value not in enum:
             problems.append((path, f"is {value!r}, not one of {', '.join(enum)}"))
         pattern = meta.get("pattern")
         if pattern:
             if pattern not in _PATTERNS:
-                _PATTERNS[pattern] = _compile(pattern)
-            compiled = _PATTERNS[pattern]
-            if compiled is not None and not compiled.fullmatch(value):
+                _PATTERNS[pattern] = translate_pattern(pattern)
+            matches = _PATTERNS[pattern]
+            if matches is None:
+                # Fail closed: a value that cannot be checked is not sent.
+                problems.append((path, f"cannot be checked against the model pattern {pattern}"))
+            elif not matches(value):
                 # The value is not shown: it may be a secret (a --conf string, say).
                 problems.append((path, f"does not match the pattern {pattern}"))
     if kind == "list":
@@ -327,6 +423,13 @@ def _walk(value: Any, shape: Shape, path: str, problems: list[tuple[str, str]]) 
         for key, item in value.items():
             _walk(key, shape.key, f"{path} key {key!r}", problems)
             _walk(item, shape.value, _join(path, str(key)), problems)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _join(path: str, name: str) -> str:
@@ -361,38 +464,6 @@ def check_request(
     raise InvalidConfigError(
         field, f"{operation.name} parameter {path} {problem} (the service rejects it)"
     )
-
-
-# ----------------------------------------------------------------------------- secrets in logs
-
-#: botocore loggers that log whole request and response bodies at DEBUG level.
-_BODY_LOGGERS = ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.auth")
-
-
-class RedactingFilter(logging.Filter):
-    """Redacts tokens and secret Spark properties from botocore's body logging."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message with secret values replaced; never drops a record."""
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is botocore's to report, not ours
-            return True
-        redacted = redact_text(message)
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-_FILTER = RedactingFilter()
-
-
-def install_log_redaction() -> None:
-    """Attach :class:`RedactingFilter` to botocore's body loggers (idempotent)."""
-    for name in _BODY_LOGGERS:
-        target = logging.getLogger(name)
-        if _FILTER not in target.filters:
-            target.addFilter(_FILTER)
 
 
 # ----------------------------------------------------------------------------- backend base
@@ -457,13 +528,24 @@ class AwsBackend(Backend):
     def client(self) -> Any:
         """The boto3 client, built on first use from the connection keywords."""
         if self._client is None:
+            policy = self.poll_policy
             self._client = ClientFactory.client(
                 self.service,
                 boto3_session=self._connection["boto3_session"],
                 region=self._connection["region"],
                 endpoint_url=self._connection["endpoint_url"],
+                call_deadline=None if policy is None else policy.call_deadline.total_seconds(),
             )
         return self._client
+
+    def attempt_timeout(self) -> float:
+        """The longest one attempt can block on a client sessionkit built (0: unknown)."""
+        if self._connection["client"] is not None:
+            return 0.0
+        config = getattr(getattr(self.client, "meta", None), "config", None)
+        connect = float(getattr(config, "connect_timeout", 0) or 0)
+        read = float(getattr(config, "read_timeout", 0) or 0)
+        return connect + read
 
     def fleet_key(self) -> tuple[Any, ...]:
         """Sessions reached through the same client and location share list calls."""
@@ -500,14 +582,56 @@ class AwsBackend(Backend):
     def _call(self, method: str, **params: Any) -> Any:
         """Call ``client.<method>(**params)`` once, translating botocore errors."""
         try:
-            return getattr(self.client, method)(**params)
+            answer = getattr(self.client, method)(**params)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise translate_error(exc, operation=_op_name(self.client, method)) from exc
+        if not isinstance(answer, Mapping):
+            raise malformed(_op_name(self.client, method), "the answer is not a structure")
+        return answer
+
+    def _clean_options(self, method: str, config: SessionConfig) -> SessionConfig:
+        """Drop ``None`` options (not given) and check the rest against the request's shape.
+
+        Each option is checked on its own before any translation touches it, so a wrong shape
+        (``{"DefaultArguments": 5}``) is an error that blames ``options``, never a ``TypeError``.
+
+        Raises:
+            InvalidConfigError: Naming ``options`` and the offending key.
+        """
+        options = {k: v for k, v in config.options.items() if v is not None}
+        shape = self.client.meta.service_model.operation_model(
+            _op_name(self.client, method)
+        ).input_shape
+        for key, value in options.items():
+            member = shape.members.get(key)
+            if member is None:
+                raise InvalidConfigError(
+                    "options",
+                    f"{key!r} is not a member of {shape.name} "
+                    f"(known: {', '.join(sorted(shape.members))})",
+                )
+            problems = check_shape(value, member, key)
+            if problems:
+                path, problem = problems[0]
+                raise InvalidConfigError("options", f"{path} {problem} (the service rejects it)")
+        if options == config.options:
+            return config
+        return attrs.evolve(config, options=options)
 
     def _check(self, method: str, request: Mapping[str, Any], fields: Mapping[str, str]) -> None:
         """Check a request against the service model (no call); see :func:`check_request`."""
         model = self.client.meta.service_model.operation_model(_op_name(self.client, method))
         check_request(model, request, fields)
+
+    @staticmethod
+    def _caller_chose_token(prepared: Any, option: str) -> bool:
+        """Whether the start's idempotency token came from the caller (and may be reused).
+
+        A token sessionkit generated is 128 random bits: a session answering it is this
+        start's. A token the caller chose may have started someone else's session.
+        """
+        config = prepared.config
+        return bool(prepared.token in (config.client_token, config.options.get(option)))
 
     @staticmethod
     def _merge_options(

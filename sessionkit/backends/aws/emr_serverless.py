@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
-from sessionkit.backends.base import PreparedStart
+from sessionkit.backends.base import (
+    START_TOKEN_TAG,
+    PreparedStart,
+    idle_timeout_of,
+    lifecycle_tags,
+    malformed,
+)
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
 from sessionkit.states import SessionState, normalize_state
@@ -53,6 +59,7 @@ TRANSLATION: Mapping[str, str] = {
     "client_token": "clientToken",
     # Every EMR Serverless session serves Spark Connect: nothing to ask for.
     "spark_connect": "(always on)",
+    "sessionkit_tags": "tags (sessionkit:created-by, sessionkit:expires-at)",
 }
 
 #: Which SessionConfig field (or keyword) produced each request key, for error messages.
@@ -105,7 +112,11 @@ def _merge_overrides(overrides: Any, spark_conf: Mapping[str, str]) -> dict[str,
 
 
 def build_start_request(
-    config: SessionConfig, application_id: str
+    config: SessionConfig,
+    application_id: str,
+    *,
+    start_token: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Translate a configuration into a ``StartSession`` request.
 
@@ -115,6 +126,8 @@ def build_start_request(
     Args:
         config: The session configuration.
         application_id: The application to start the session in.
+        start_token: The per-start nonce, sent as the ``sessionkit:start-token`` tag.
+        now: The wall-clock time for the ``sessionkit:expires-at`` tag.
 
     Returns:
         The request (``applicationId`` included), and which field produced each request key.
@@ -136,7 +149,7 @@ def build_start_request(
             raise InvalidConfigError(
                 "options", "'clientToken' is already set from the client_token field; give it once"
             )
-        token = str(options.pop("clientToken"))
+        token = str(options.pop("clientToken"))  # a None option was dropped already
         fields["clientToken"] = "options"
     request: dict[str, Any] = {
         "applicationId": application_id,
@@ -145,8 +158,8 @@ def build_start_request(
     }
     if config.name is not None:
         request["name"] = config.name
-    if config.idle_timeout is not None:
-        request["idleTimeoutMinutes"] = ceil_minutes(config.idle_timeout)
+    if config.idle_timeout is not None or "idleTimeoutMinutes" not in options:
+        request["idleTimeoutMinutes"] = ceil_minutes(idle_timeout_of(config))
     if "configurationOverrides" in options:
         request["configurationOverrides"] = _merge_overrides(
             options.pop("configurationOverrides"), config.spark_conf
@@ -158,8 +171,19 @@ def build_start_request(
         request["configurationOverrides"] = {
             "runtimeConfiguration": [_spark_defaults(config.spark_conf)]
         }
-    if config.tags:
-        request["tags"] = dict(config.tags)
+    tags = lifecycle_tags(config, start_token=start_token, now=now or datetime.now(timezone.utc))
+    if "tags" in options:
+        if config.tags:
+            raise InvalidConfigError(
+                "options", "'tags' is already set from the tags field; give tags once"
+            )
+        # Tags given through options win too, except the ownership nonce.
+        tags.update(options.pop("tags"))
+        if start_token is not None:
+            tags[START_TOKEN_TAG] = start_token
+        fields["tags"] = "options"
+    if tags:
+        request["tags"] = tags
     AwsBackend._merge_options(request, options, fields)
     return request, fields
 
@@ -194,6 +218,8 @@ def session_info(record: Mapping[str, Any]) -> SessionInfo:
     A summary from ``ListSessions`` has no start/end times, idle timeout or usage; those
     fields stay ``None`` until the session is described.
     """
+    if not isinstance(record, Mapping) or not isinstance(record.get("sessionId"), str):
+        raise malformed("emr-serverless GetSession", "the session record has no sessionId")
     native = record.get("state") or ""
     idle = record.get("idleTimeoutMinutes")
     return SessionInfo(
@@ -278,7 +304,15 @@ class EmrServerlessBackend(AwsBackend):
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``StartSession`` request; the client token is fixed here."""
-        request, fields = build_start_request(config, self.application_id)
+        config = self._clean_options("start_session", config)
+        start_token = new_token()
+        policy = self.poll_policy
+        request, fields = build_start_request(
+            config,
+            self.application_id,
+            start_token=start_token,
+            now=policy.now() if policy is not None else None,
+        )
         if config.spark_conf:
             shape = self.client.meta.service_model.shape_for("Configuration")
             problems = check_shape(_spark_defaults(config.spark_conf), shape)
@@ -290,7 +324,12 @@ class EmrServerlessBackend(AwsBackend):
                     f"spark-defaults {path} {problem} (the service rejects it)",
                 )
         self._check("start_session", request, fields)
-        return PreparedStart(config=config, request=request, token=request["clientToken"])
+        return PreparedStart(
+            config=config,
+            request=request,
+            token=request["clientToken"],
+            start_token=start_token,
+        )
 
     # -- pre-flight ----------------------------------------------------------------------------
 
@@ -415,11 +454,27 @@ class EmrServerlessBackend(AwsBackend):
                     operation=exc.operation,
                 ) from exc
             raise
+        session_id = response.get("sessionId")
+        if not isinstance(session_id, str) or not session_id:
+            raise malformed("emr-serverless StartSession", "the answer has no sessionId")
+        if attempt > 1 and self._caller_chose_token(prepared, "clientToken"):
+            # A replayed token answers with the session it started: adopt it only if it
+            # carries this start's nonce (a caller's client_token may be someone else's).
+            record = self._record_if_ours(session_id, prepared)
+            if record is None:
+                raise ServiceError(
+                    f"emr-serverless session {session_id} answered this client token but was "
+                    "not started by this open_session; use another client_token (nothing was "
+                    "stopped)",
+                    code="ConflictException",
+                    operation="StartSession",
+                )
+            return session_info(record)
         # The answer carries only ids; the session always begins SUBMITTED. The wait that
         # follows describes it within a second, so no extra call is spent here.
         record = {
             "applicationId": response.get("applicationId", self.application_id),
-            "sessionId": response["sessionId"],
+            "sessionId": session_id,
             "arn": response.get("arn"),
             "state": "SUBMITTED",
         }
@@ -436,17 +491,43 @@ class EmrServerlessBackend(AwsBackend):
         # Retryable errors go to the caller, which retries the whole replay (idempotent).
         try:
             response = self._call("start_session", **prepared.request)
-            self._stop(str(response["sessionId"]))
+            session_id = response.get("sessionId")
+            if not isinstance(session_id, str) or not session_id:
+                # Still no id: the only retryable way on is to replay again.
+                raise ServiceError(
+                    "emr-serverless StartSession answered without a sessionId while cleaning up",
+                    code="MalformedResponse",
+                    retryable=True,
+                    operation="StartSession",
+                )
+            chosen = self._caller_chose_token(prepared, "clientToken")
+            if chosen and self._record_if_ours(session_id, prepared) is None:
+                return  # someone else's session under a reused client token: not ours to stop
+            self._stop(session_id)
         except ServiceError as exc:
             if exc.retryable:
                 raise
             # Otherwise the session is already ending, or the start is refused outright.
 
+    def _record_if_ours(self, session_id: str, prepared: PreparedStart) -> Mapping[str, Any] | None:
+        """The session's record if it carries this start's ``sessionkit:start-token`` tag."""
+        # Read from the answer itself: SessionInfo.raw redacts token-looking tags.
+        response = self._call(
+            "get_session", applicationId=self.application_id, sessionId=session_id
+        )
+        record = response.get("session")
+        if not isinstance(record, Mapping) or record.get("sessionId") != session_id:
+            raise malformed("emr-serverless GetSession", "the answer is for another session")
+        if prepared.start_token is None:
+            return record
+        tags = record.get("tags") or {}
+        return record if tags.get(START_TOKEN_TAG) == prepared.start_token else None
+
     def _describe(self, session_id: str) -> SessionInfo:
         response = self._call(
             "get_session", applicationId=self.application_id, sessionId=session_id
         )
-        return session_info(response["session"])
+        return session_info(response.get("session"))
 
     def _stop(self, session_id: str) -> None:
         self._call("terminate_session", applicationId=self.application_id, sessionId=session_id)

@@ -6,13 +6,26 @@ and the few calls the backend makes.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, seconds_to_datetime
-from sessionkit.backends.base import PreparedStart
+from sessionkit._redact import redact_text
+from sessionkit.backends.aws.common import (
+    AwsBackend,
+    ceil_minutes,
+    new_token,
+    seconds_to_datetime,
+)
+from sessionkit.backends.base import (
+    START_TOKEN_TAG,
+    PreparedStart,
+    idle_timeout_of,
+    lifecycle_tags,
+    malformed,
+)
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState, normalize_state
@@ -65,16 +78,47 @@ _FIELDS = {
 # ----------------------------------------------------------------------------- requests
 
 
+#: A Spark property key Glue's ``--conf`` argument can carry unchanged.
+_CONF_KEY = re.compile(r"[A-Za-z0-9_.\-:]+", re.ASCII)
+#: What would change the meaning of the single ``--conf`` argument: another option.
+_OPTION_IN_VALUE = re.compile(r"(^|\s)--", re.ASCII)
+
+
 def format_conf(spark_conf: Mapping[str, str]) -> str:
-    """Format Spark properties as Glue's single ``--conf`` argument: ``k1=v1 --conf k2=v2``."""
+    """Format Spark properties as Glue's single ``--conf`` argument: ``k1=v1 --conf k2=v2``.
+
+    Keys and values that would change what the argument means (a value carrying its own
+    ``--conf``, a key with ``=`` or spaces, line breaks) are refused, and never echoed.
+
+    Raises:
+        InvalidConfigError: Naming ``spark_conf`` and the key.
+    """
+    for key, value in spark_conf.items():
+        shown = repr(redact_text(key))
+        if not _CONF_KEY.fullmatch(key):
+            raise InvalidConfigError(
+                "spark_conf",
+                f"the key {shown} cannot be sent in Glue's --conf argument: Spark property "
+                "keys there are letters, digits and . _ - : only (no '=', spaces or line breaks)",
+            )
+        if _OPTION_IN_VALUE.search(value) or any(c in value for c in "\r\n\x00"):
+            raise InvalidConfigError(
+                "spark_conf",
+                f"the value of {shown} would add options of its own to Glue's --conf argument "
+                "(it has ' --' or a line break); one key, one value",
+            )
     return " --conf ".join(f"{key}={value}" for key, value in spark_conf.items())
 
 
-def build_create_request(config: SessionConfig) -> tuple[dict[str, Any], dict[str, str]]:
+def build_create_request(
+    config: SessionConfig, *, start_token: str | None = None, now: datetime | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Translate a configuration into a ``CreateSession`` request.
 
     Args:
         config: The session configuration.
+        start_token: The per-start nonce, sent as the ``sessionkit:start-token`` tag.
+        now: The wall-clock time for the ``sessionkit:expires-at`` tag.
 
     Returns:
         The request, and which field produced each request key.
@@ -101,15 +145,15 @@ def build_create_request(config: SessionConfig) -> tuple[dict[str, Any], dict[st
     request: dict[str, Any] = {
         "Id": session_id,
         "Role": config.role,
-        "Command": dict(options.pop("Command", DEFAULT_COMMAND)),
+        "Command": dict(options.pop("Command", None) or DEFAULT_COMMAND),
     }
     if config.description is not None:
         request["Description"] = config.description
-    if config.idle_timeout is not None:
-        request["IdleTimeout"] = ceil_minutes(config.idle_timeout)
+    if config.idle_timeout is not None or "IdleTimeout" not in options:
+        request["IdleTimeout"] = ceil_minutes(idle_timeout_of(config))
     if config.max_duration is not None:
         request["Timeout"] = ceil_minutes(config.max_duration)
-    arguments = dict(options.pop("DefaultArguments", {}))
+    arguments = dict(options.pop("DefaultArguments", None) or {})
     if config.spark_conf:
         if "--conf" in arguments:
             raise InvalidConfigError(
@@ -121,8 +165,19 @@ def build_create_request(config: SessionConfig) -> tuple[dict[str, Any], dict[st
         request["DefaultArguments"] = arguments
         if not config.spark_conf:
             fields["DefaultArguments"] = "options"
-    if config.tags:
-        request["Tags"] = dict(config.tags)
+    tags = lifecycle_tags(config, start_token=start_token, now=now or datetime.now(timezone.utc))
+    if "Tags" in options:
+        if config.tags:
+            raise InvalidConfigError(
+                "options", "'Tags' is already set from the tags field; give tags once"
+            )
+        # Tags given through options win too, except the ownership nonce.
+        tags.update(options.pop("Tags"))
+        if start_token is not None:
+            tags[START_TOKEN_TAG] = start_token
+        fields["Tags"] = "options"
+    if tags:
+        request["Tags"] = tags
     if config.workers is not None:
         request["NumberOfWorkers"] = config.workers.count
         request["WorkerType"] = config.workers.type
@@ -151,7 +206,12 @@ def session_info(record: Mapping[str, Any]) -> SessionInfo:
     """Translate a Glue ``Session`` record into a :class:`SessionInfo`.
 
     Glue's records carry no tags (``GetTags`` has them), so ``tags`` stays ``None``.
+
+    Raises:
+        ServiceError: For a record without an ``Id`` (a malformed answer).
     """
+    if not isinstance(record, Mapping) or not isinstance(record.get("Id"), str):
+        raise malformed("glue GetSession", "the session record has no Id")
     native = record.get("Status") or ""
     idle = record.get("IdleTimeout")
     return SessionInfo(
@@ -219,27 +279,68 @@ class GlueBackend(AwsBackend):
             "runtime_version",
             "client_token",
             "spark_connect",
+            "sessionkit_tags",
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
-        """Translate and check the ``CreateSession`` request; the Id is the idempotency key."""
-        request, fields = build_create_request(config)
+        """Translate and check the ``CreateSession`` request; the Id is the idempotency key.
+
+        Every start carries a fresh ``sessionkit:start-token`` tag: a session with this Id is
+        adopted (after a lost answer) or stopped (after an interrupted start) only when it
+        carries this start's token, so a session someone else named the same is never touched.
+        """
+        config = self._clean_options("create_session", config)
+        start_token = new_token()
+        request, fields = build_create_request(config, start_token=start_token, now=self._now())
         self._check("create_session", request, fields)
-        return PreparedStart(config=config, request=request, token=request["Id"], preflight=False)
+        return PreparedStart(
+            config=config,
+            request=request,
+            token=request["Id"],
+            preflight=False,
+            start_token=start_token,
+        )
+
+    def _now(self) -> datetime:
+        policy = self.poll_policy
+        return policy.now() if policy is not None else datetime.now(timezone.utc)
+
+    def _ours(self, prepared: PreparedStart) -> bool:
+        """Whether the session named ``prepared.token`` carries this start's token tag."""
+        params: dict[str, Any] = {
+            "Tags": {START_TOKEN_TAG: str(prepared.start_token)},
+            "MaxResults": 1000,
+        }
+        seen: set[str] = set()
+        while True:
+            page = self._call("list_sessions", **params)
+            if prepared.token in (page.get("Ids") or []):
+                return True
+            token = page.get("NextToken")
+            if not token or token in seen:
+                return False
+            seen.add(token)
+            params["NextToken"] = token
 
     def _start(self, prepared: PreparedStart, *, attempt: int) -> SessionInfo:
         try:
             response = self._call("create_session", **prepared.request)
         except ServiceError as exc:
-            # A retry meeting its own Id: an earlier attempt landed, so adopt that session.
-            if attempt > 1 and exc.code in (
-                "AlreadyExistsException",
-                "IdempotentParameterMismatchException",
-            ):
+            if exc.code not in ("AlreadyExistsException", "IdempotentParameterMismatchException"):
+                raise
+            # The Id exists. Adopt it only with proof that an earlier attempt of this very
+            # start created it (a lost answer); otherwise it is someone else's session.
+            if prepared.start_token is not None and self._ours(prepared):
                 return self._describe(prepared.token)
-            raise
+            raise ServiceError(
+                f"a glue session with Id {prepared.token!r} already exists and was not started "
+                "by this open_session; choose another name (nothing was stopped)",
+                code=exc.code,
+                request_id=exc.request_id,
+                operation=exc.operation,
+            ) from exc
         record = response.get("Session")
         if record and record.get("Id"):
             return session_info(record)
@@ -247,8 +348,11 @@ class GlueBackend(AwsBackend):
         return session_info({"Id": prepared.token, "Status": "PROVISIONING"})
 
     def _abandon(self, prepared: PreparedStart) -> None:
-        # The Id is known before the call, so a start whose answer never came can be stopped.
+        # The Id is known before the call, so a start whose answer never came can be stopped,
+        # but only once the session is proven ours: the Id may be a name someone else holds.
         try:
+            if prepared.start_token is not None and not self._ours(prepared):
+                return
             self._call("stop_session", Id=prepared.token)
         except ServiceError as exc:
             if exc.retryable:
@@ -287,11 +391,17 @@ class GlueBackend(AwsBackend):
         return tags
 
     def _run(self, session_id: str, code: str) -> str:
-        return str(self._call("run_statement", SessionId=session_id, Code=code)["Id"])
+        answer = self._call("run_statement", SessionId=session_id, Code=code)
+        if answer.get("Id") is None:
+            raise malformed("glue RunStatement", "the answer has no statement Id")
+        return str(answer["Id"])
 
     def _statement(self, session_id: str, statement_id: str) -> StatementResult:
         record = self._call("get_statement", SessionId=session_id, Id=int(statement_id))
-        return statement_result(record["Statement"])
+        statement = record.get("Statement")
+        if not isinstance(statement, Mapping) or statement.get("Id") is None:
+            raise malformed("glue GetStatement", "the answer has no Statement")
+        return statement_result(statement)
 
     def _cancel(self, session_id: str, statement_id: str) -> None:
         self._call("cancel_statement", SessionId=session_id, Id=int(statement_id))
