@@ -33,6 +33,12 @@ _SECRET_KEY = re.compile(
 )
 
 
+#: sessionkit's own ownership nonce tag (a random id that proves which start made a session,
+#: public on the session like any tag): named "token", but no secret, and the proof must stay
+#: readable on ``SessionInfo.tags``.
+_NOT_SECRET = frozenset({"sessionkit:start-token", "sessionkit-start-token"})
+
+
 def looks_secret(key: object) -> bool:
     """Tell whether a configuration key names a secret (password, token, access key, ...).
 
@@ -42,7 +48,7 @@ def looks_secret(key: object) -> bool:
     Returns:
         True if values under this key must never be shown.
     """
-    return isinstance(key, str) and bool(_SECRET_KEY.search(key))
+    return isinstance(key, str) and key not in _NOT_SECRET and bool(_SECRET_KEY.search(key))
 
 
 # A key=value pair of a Spark property in free text: the value runs to the end of the text, a

@@ -161,6 +161,12 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return frozen
 
 
+def _secret_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    """A read-only copy of values that are secret on purpose (never shown, never redacted)."""
+    frozen: Mapping[str, str] = _freeze(dict(value or {}))
+    return frozen
+
+
 def _optional_frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return None if value is None else _frozen_mapping(value)
 
@@ -549,7 +555,7 @@ class Endpoint:
     url: str
     token: str | None = attrs.field(default=None, repr=False)
     headers: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_frozen_mapping, repr=False, eq=False, hash=False
+        factory=dict, converter=_secret_mapping, repr=False, eq=False, hash=False
     )
     expires_at: datetime | None = attrs.field(default=None, converter=_aware)
     recipe: str | None = attrs.field(default=None, repr=False)

@@ -141,7 +141,11 @@ def _guarded(name: str, method: F) -> F:
             raise malformed(f"{self.name} {name.lstrip('_')}", problem) from exc
         if name in ("_describe", "_describe_light") and args:
             wanted = args[0]
-            if not isinstance(result, SessionInfo) or result.id != wanted:
+            # A session may be asked for by its id or by its full resource name (Dataproc).
+            if not isinstance(result, SessionInfo) or wanted not in (
+                result.id,
+                result.resource_name,
+            ):
                 got = getattr(result, "id", None)
                 raise malformed(
                     f"{self.name} {name.lstrip('_')}",

@@ -20,11 +20,11 @@ def wired(emulator: Emulator, backend: str) -> tuple[dict[str, Any], dict[str, A
     return {"role": emulator.role(backend), **connection}, connection
 
 
-def leak(backend: str, keywords: dict[str, Any], tags: dict[str, str]) -> str:
+def leak(backend: str, keywords: dict[str, Any], tags: dict[str, str], **config: Any) -> str:
     """A session opened by a process that then died: started, never waited for, dropped."""
     # A long idle timeout, so the service's own clean-up does not end it first.
     session = open_session(
-        backend, wait=False, tags=tags, idle_timeout=timedelta(hours=12), **keywords
+        backend, wait=False, tags=tags, idle_timeout=timedelta(hours=12), **config, **keywords
     )
     session_id = session.id
     del session
@@ -39,7 +39,8 @@ def test_sweep_stops_old_tagged_sessions_and_spares_the_rest(
     keywords, connection = wired(emulator, backend)
     service = emulator.service(backend)
     leaked = leak(backend, keywords, {CREATED_BY: "host-a/alice"})
-    foreign = leak(backend, keywords, {"team": "data"})
+    # Someone else's session (no sessionkit tags: opened by another tool, or with tagging off).
+    foreign = leak(backend, keywords, {"team": "data"}, sessionkit_tags=False)
     emulator.clock.advance(3 * 3600)
     young = leak(backend, keywords, {CREATED_BY: "host-a/alice"})
     expiry = (emulator.clock.now() - timedelta(minutes=1)).isoformat()
@@ -80,3 +81,16 @@ def test_a_session_stopped_before_the_sweep_is_not_reported(emulator: Emulator) 
     emulator.clock.advance(10 * 3600)
     assert sweep_sessions("glue", older_than="1h", **connection) == []
     assert session.refresh().state is SessionState.STOPPED
+
+
+@pytest.mark.parametrize("backend", ["glue", "emr-serverless", "emr"])
+def test_sessions_are_tagged_by_default_so_a_leak_is_swept(
+    emulator: Emulator, backend: str
+) -> None:
+    keywords, connection = wired(emulator, backend)
+    leaked = leak(backend, keywords, {})
+    untagged = leak(backend, keywords, {}, sessionkit_tags=False)
+    emulator.clock.advance(3 * 3600)
+    swept = sweep_sessions(backend, older_than="2h", **connection)
+    assert [info.id for info in swept] == [leaked]
+    assert emulator.service(backend).status(untagged) not in _ENDED

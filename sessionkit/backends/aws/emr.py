@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
-from sessionkit.backends.base import PreparedStart
+from sessionkit.backends.base import PreparedStart, idle_timeout_of, lifecycle_tags
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo
 from sessionkit.states import SessionState, normalize_state
@@ -56,6 +56,7 @@ TRANSLATION: Mapping[str, str] = {
     "idle_timeout": "SessionIdleTimeoutInMinutes",
     "spark_conf": "EngineConfigurations",
     "tags": "Tags",
+    "sessionkit_tags": "Tags (sessionkit:created-by, sessionkit:expires-at)",
     "client_token": "ClientRequestToken",
     # Every EMR session is a Spark Connect session: nothing to ask for.
     "spark_connect": "(always on)",
@@ -123,8 +124,7 @@ def build_start_request(
         request["Name"] = config.name
     if config.role is not None:
         request["ExecutionRoleArn"] = config.role
-    if config.idle_timeout is not None:
-        request["SessionIdleTimeoutInMinutes"] = ceil_minutes(config.idle_timeout)
+    request["SessionIdleTimeoutInMinutes"] = ceil_minutes(idle_timeout_of(config))
     if "EngineConfigurations" in options:
         given = options.pop("EngineConfigurations")
         if not isinstance(given, (list, tuple)):
@@ -147,8 +147,10 @@ def build_start_request(
         fields["EngineConfigurations"] = "options"
     elif config.spark_conf:
         request["EngineConfigurations"] = [_spark_defaults(config.spark_conf)]
-    if config.tags:
-        request["Tags"] = [{"Key": key, "Value": value} for key, value in config.tags.items()]
+    # The client token makes the start idempotent, so ownership needs no nonce tag.
+    tags = lifecycle_tags(config, start_token=None, now=datetime.now(timezone.utc))
+    if tags:
+        request["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
     AwsBackend._merge_options(request, options, fields)
     return request, fields
 
@@ -173,6 +175,11 @@ def session_info(record: Mapping[str, Any]) -> SessionInfo:
         idle_since=record.get("IdleSince"),
         idle_timeout=timedelta(minutes=idle) if idle else None,
         arn=record.get("Arn"),
+        tags=(
+            {str(t["Key"]): str(t.get("Value", "")) for t in record["Tags"] if "Key" in t}
+            if isinstance(record.get("Tags"), list)
+            else None
+        ),
         raw=record,
     )
 

@@ -237,7 +237,7 @@ def build_create_request(
         session["spark_connect_session"] = {}
     _check_labels(config.tags, "tags")
     labels = dict(config.tags)
-    if getattr(config, "sessionkit_tags", True):
+    if config.sessionkit_tags:
         expires = now + (config.max_duration or idle_timeout * EXPIRY_FACTOR)
         labels.setdefault(CREATED_BY_LABEL, _created_by())
         labels.setdefault(EXPIRES_AT_LABEL, str(int(expires.timestamp())))
@@ -416,6 +416,7 @@ class DataprocBackend(Backend):
             "max_duration",
             "spark_conf",
             "tags",
+            "sessionkit_tags",
             "runtime_version",
             "client_token",
             "spark_connect",

@@ -72,6 +72,7 @@ def test_start_request_translation(emulator: Emulator) -> None:
             idle_timeout=timedelta(seconds=90),
             spark_conf={"spark.sql.shuffle.partitions": "64"},
             tags={"team": "data"},
+            sessionkit_tags=False,
             client_token="token-1",
         )
     )
@@ -90,6 +91,16 @@ def test_start_request_translation(emulator: Emulator) -> None:
         "Tags": [{"Key": "team", "Value": "data"}],
     }
     assert emulator.call_count() == 0
+
+
+def test_lifecycle_tags_and_the_default_idle_timeout_are_sent(emulator: Emulator) -> None:
+    backend = EmrBackend(client=emulator.client("emr"), cluster_id="j-ABC123")
+    request = backend.prepare_start(SessionConfig(tags={"team": "data"})).request
+    tags = {tag["Key"]: tag["Value"] for tag in request["Tags"]}
+    assert tags["team"] == "data"
+    assert tags["sessionkit:created-by"].startswith("sk-")
+    assert tags["sessionkit:expires-at"].endswith("Z")
+    assert request["SessionIdleTimeoutInMinutes"] == 60
 
 
 def test_a_generated_client_token_fits_the_36_character_limit(emulator: Emulator) -> None:
@@ -195,7 +206,9 @@ def test_a_session_opens_on_a_running_or_waiting_cluster(emulator: Emulator, sta
         assert info.state is SessionState.READY
         assert info.arn is not None and info.arn.endswith(f"/session/{session.id}")
         assert info.raw["ExecutionRoleArn"] == ROLE
-        assert [dict(tag) for tag in info.raw["Tags"]] == [{"Key": "a", "Value": "b"}]
+        tags = {tag["Key"]: tag["Value"] for tag in info.raw["Tags"]}
+        assert tags["a"] == "b"
+        assert set(tags) == {"a", "sessionkit:created-by", "sessionkit:expires-at"}
         assert info.idle_timeout is not None
     assert session.refresh().state in (SessionState.STOPPING, SessionState.STOPPED)
     (start,) = [c for c in emulator.calls if c.operation == "StartSession"]
