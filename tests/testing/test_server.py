@@ -218,6 +218,69 @@ def test_state_lives_across_client_processes(emulator: Emulator, served: str) ->
     ]
 
 
+SESSIONKIT_CLIENT = textwrap.dedent(
+    """
+    import json, sys
+    from sessionkit import attach_session, open_session
+    from sessionkit.testing.server import connect
+    url, backend, action = sys.argv[1:4]
+    keywords, role = connect(url, backend, location="shared")
+    if action == "open":
+        # Left running on purpose; a long idle timeout outlasts slow process start-ups at 60x.
+        session = open_session(backend, role=role, idle_timeout=480 * 60, **keywords)
+    else:
+        session = attach_session(backend, sys.argv[4], **keywords)
+        if action == "stop":
+            session.stop()
+        else:
+            session.refresh()
+    print(json.dumps([session.id, session.state.value]))
+    """
+)
+
+
+def run_sessionkit(url: str, *args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", SESSIONKIT_CLIENT, url, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert done.returncode == 0, done.stderr
+    answer: list[str] = json.loads(done.stdout)
+    return answer
+
+
+@pytest.mark.parametrize("backend", ["emr-serverless", "athena"])
+def test_sessionkit_open_status_stop_in_three_processes(backend: str) -> None:
+    emulator = Emulator(clock=ScaledClock(speed=60))
+    with emulator.serve() as url:
+        session_id, state = run_sessionkit(url, backend, "open")
+        assert state == "READY"
+        assert run_sessionkit(url, backend, "status", session_id) == [session_id, "READY"]
+        assert run_sessionkit(url, backend, "stop", session_id) == [session_id, "STOPPED"]
+    # One session, opened by the first process and found again by the others.
+    assert sum(emulator.created_sessions().values()) == 1
+    assert emulator.alive_sessions() == {}
+
+
+def test_connect_names_an_unknown_backend(served: str) -> None:
+    from sessionkit.testing.server import connect
+
+    with pytest.raises(LookupError, match="does not emulate the nimbus backend"):
+        connect(served, "nimbus")
+
+
+def test_locations_are_found_again_by_name(served: str) -> None:
+    first = control(served, "POST", "locations", {"backend": "emr-serverless", "name": "a"})
+    again = control(served, "POST", "locations", {"backend": "emr-serverless", "name": "a"})
+    other = control(served, "POST", "locations", {"backend": "emr-serverless", "name": "b"})
+    assert first == again
+    assert first["keywords"]["application_id"] != other["keywords"]["application_id"]
+    assert first["provider"] == "aws"
+
+
 def test_main_serves_until_interrupted() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "sessionkit.testing.server", "--port", "0", "--speed", "0"],
