@@ -118,7 +118,10 @@ class Call:
 
 
 class Emulator:
-    """A local, in-process stand-in for the session APIs of Glue, EMR Serverless and Athena.
+    """A local stand-in for the session APIs of Glue, EMR Serverless and Athena.
+
+    In process by default (:meth:`client`); :meth:`serve` also puts it on a loopback port for
+    clients in other processes.
 
     Args:
         clock: The clock sessions advance on; default: a new :class:`VirtualClock`.

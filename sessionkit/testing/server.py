@@ -569,10 +569,15 @@ def main(argv: list[str] | None = None) -> int:
     emulator = Emulator(clock=clock, seed=args.seed)
     spark = None
     if args.spark:
+        from sessionkit.errors import SessionKitError
         from sessionkit.testing.spark import LocalSparkConnect
 
         spark = LocalSparkConnect()
-        emulator.use_spark(spark)
+        try:
+            emulator.use_spark(spark)
+        except SessionKitError as exc:
+            print(f"sessionkit emulator serve: --spark: {exc}", file=sys.stderr)
+            return 2
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
