@@ -54,12 +54,20 @@ def benchmarks(session: nox.Session) -> None:
 #: The third-party clients `nox -s integration` drives against the served emulator. aiobotocore
 #: pins botocore to a narrow range (3.10: >=1.43.115,<1.43.118), inside sessionkit's
 #: botocore>=1.43.23, so pip resolves an older botocore here than in the tests session.
-INTEGRATION_CLIENTS = ["aiobotocore>=2.13", "awswrangler>=3.9", "awscli>=1.36"]
+#: dbt-core 2 downloads a parser binary from GitHub while installing; dbt-core<1.11 does not.
+INTEGRATION_CLIENTS = [
+    "aiobotocore>=2.13",
+    "awswrangler>=3.9",
+    "awscli>=1.36",
+    "aws-glue-sessions>=1.0",
+    "dbt-glue>=1.8",
+    "dbt-core>=1.8,<1.11",
+]
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Third-party clients (aiobotocore, awswrangler, the AWS CLI) against the served emulator."""
+    """Third-party clients (see INTEGRATION_CLIENTS) against the served emulator."""
     session.install("-e", ".[test]", *INTEGRATION_CLIENTS)
     session.run(
         "pytest",
