@@ -5,7 +5,8 @@ client works against it with only its endpoint URL changed: boto3 and aiobotocor
 awswrangler, Airflow, dbt, notebooks. AWS requests are routed by the service name in the SigV4
 credential scope of their ``Authorization`` header (fallbacks: ``X-Amz-Target``, the host name);
 any access key and secret are accepted. Paths in ``_HTTP_ROUTES`` (``/v1/projects/`` for
-Dataproc, ``/livy/`` for Livy) go to that emulated service's ``answer(request)``.
+Dataproc, ``/livy/`` for Livy) go to that provider's ``answer(emulator, method, path, query,
+headers, body)`` function.
 
 The control endpoint, all JSON:
 
@@ -45,9 +46,11 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import attrs
+
 from sessionkit.testing.base import EmulatedError, HttpReply, HttpRequest
 from sessionkit.testing.clock import VirtualClock
-from sessionkit.testing.emulator import _WIRING, Emulator, emulated_backends
+from sessionkit.testing.emulator import _WIRING, Emulator, _load, emulated_backends
 
 __all__ = ["ENV_VAR", "EmulatorServer", "ScaledClock", "connect", "main"]
 
@@ -56,11 +59,39 @@ logger = logging.getLogger(__name__)
 #: The environment variable that points sessionkit's CLI at a served emulator.
 ENV_VAR = "SESSIONKIT_EMULATOR_URL"
 
-#: Path prefixes answered by an emulated service's ``answer(request) -> HttpReply`` (served only
-#: when that service is in the emulator's table).
-_HTTP_ROUTES: Mapping[str, str] = {
-    "/v1/projects/": "dataproc",
-    "/livy/": "livy",
+
+@attrs.frozen
+class _HttpRoute:
+    """Where a path prefix goes: a provider's ``answer`` function and its dropped-answer errors.
+
+    Attributes:
+        answer: ``"module:function"`` of ``answer(emulator, method, path, query, headers,
+            body) -> (status, headers, body)``.
+        strip: A prefix removed from the path before it is handed on (Livy's base path).
+        drops: ``"module:Class"`` of the exceptions that mean "close the connection unanswered"
+            (injected connection errors and lost answers).
+    """
+
+    answer: str
+    strip: str = ""
+    drops: tuple[str, ...] = ()
+
+
+#: Path prefixes answered by a provider's own ``answer`` function (a prefix whose module is not
+#: installed answers 404).
+_HTTP_ROUTES: Mapping[str, _HttpRoute] = {
+    "/v1/projects/": _HttpRoute(
+        answer="sessionkit.testing.gcp.dataproc:answer",
+        drops=("builtins:ConnectionResetError", "sessionkit.testing.gcp.dataproc:LostAnswer"),
+    ),
+    "/livy/": _HttpRoute(
+        answer="sessionkit.testing.livy.service:answer",
+        strip="/livy",
+        drops=(
+            "sessionkit.testing.livy.service:ConnectionRefused",
+            "sessionkit.testing.livy.service:AnswerLost",
+        ),
+    ),
 }
 
 _CONTROL = "/_sessionkit/"
@@ -235,18 +266,38 @@ def _dispatch(server: _Server, request: HttpRequest) -> HttpReply:
     path = urlsplit(request.url).path
     if path.startswith(_CONTROL):
         return _control(server, request, path[len(_CONTROL) :].strip("/"))
-    for prefix, name in _HTTP_ROUTES.items():
-        if path.startswith(prefix) and name in emulator.emulated_services():
-            answer = emulator.service(name).answer  # type: ignore[attr-defined]
-            reply = answer(request)
-            if isinstance(reply, HttpReply):
-                return reply
-            status, headers, body = reply
-            return HttpReply(status=status, headers=headers, body=body)
+    for prefix, route in _HTTP_ROUTES.items():
+        if path.startswith(prefix):
+            return _answer_http(emulator, route, request, path)
     reply = emulator.transport("aws").route(request)
     if not isinstance(reply, HttpReply):  # pragma: no cover - the transport's contract
         raise TypeError("the AWS transport must answer an HttpReply")
     return reply
+
+
+def _answer_http(
+    emulator: Emulator, route: _HttpRoute, request: HttpRequest, path: str
+) -> HttpReply:
+    from sessionkit.testing.aws.transport import Dropped
+
+    try:
+        answer = _load(route.answer)
+    except ImportError:
+        return _json_reply(404, {"error": f"this emulator does not serve {path}"})
+    drops = tuple(_load(name) for name in route.drops)
+    url = urlsplit(request.url)
+    try:
+        status, headers, body = answer(
+            emulator,
+            request.method,
+            path.removeprefix(route.strip) or "/",
+            dict(parse_qsl(url.query, keep_blank_values=True)),
+            request.headers,
+            request.body,
+        )
+    except drops as exc:
+        raise Dropped(type(exc).__name__) from exc
+    return HttpReply(status=status, headers=headers, body=body)
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:

@@ -130,6 +130,52 @@ def test_rest_json_and_rest_xml_route_by_method_and_path(emulator: Emulator, ser
     assert caught.value.response["Error"]["Code"] == "UnknownOperationException"
 
 
+class FakeDrop(Exception):
+    """What the fake provider raises for an injected connection fault."""
+
+
+def fake_answer(
+    emulator: Emulator,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    headers: Any,
+    body: bytes,
+) -> tuple[int, dict[str, str], bytes]:
+    """A provider's answer function, as Dataproc's and Livy's are."""
+    if query.get("drop"):
+        raise FakeDrop
+    emulator.record("fake", method, emulator.clock.monotonic(), {}, "ok")
+    answer = {"method": method, "path": path, "query": query, "body": body.decode()}
+    return 201, {"Content-Type": "application/json"}, json.dumps(answer).encode()
+
+
+def test_provider_paths_go_to_their_answer_function(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionkit.testing import server
+
+    route = server._HttpRoute(
+        answer="tests.testing.test_server:fake_answer",
+        strip="/fake",
+        drops=("tests.testing.test_server:FakeDrop",),
+    )
+    missing = server._HttpRoute(answer="tests.testing.no_such_module:answer")
+    monkeypatch.setattr(server, "_HTTP_ROUTES", {"/fake/": route, "/gone/": missing})
+    with emulator.serve() as url:
+        request = urllib.request.Request(f"{url}/fake/sessions?size=2", data=b"{}", method="POST")
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 201
+            answer = json.loads(response.read())
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{url}/gone/x")
+        assert caught.value.code == 404
+        with pytest.raises(ConnectionError):  # closed unanswered
+            urllib.request.urlopen(f"{url}/fake/x?drop=1")
+    assert answer == {"method": "POST", "path": "/sessions", "query": {"size": "2"}, "body": "{}"}
+    assert emulator.call_count("fake") == 1
+
+
 def test_faults_injected_through_the_control_endpoint(emulator: Emulator, served: str) -> None:
     glue = remote(served, "glue")
     control(served, "POST", "faults", {"kind": "throttle", "service": "glue", "count": 1})
