@@ -198,6 +198,15 @@ def test_faults_injected_through_the_control_endpoint(emulator: Emulator, served
     ]
 
 
+def test_a_lost_answer_is_processed_then_dropped(emulator: Emulator, served: str) -> None:
+    glue = remote(served, "glue")
+    control(served, "POST", "faults", {"kind": "read_timeout", "operations": ["CreateSession"]})
+    with pytest.raises(botocore.exceptions.ConnectionClosedError):
+        glue.create_session(Id="lost", Role=ROLE, Command={"Name": "glueetl"})
+    assert emulator.alive_sessions() == {"glue": ["lost"]}  # the service did create it
+    assert emulator.calls[-1].outcome == "read_timeout"
+
+
 def test_a_bad_control_request_says_what_is_known(served: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         control(served, "POST", "faults", {"kind": "meteor"})
