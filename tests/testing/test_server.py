@@ -86,6 +86,12 @@ def test_the_call_log_is_bounded_and_the_counts_stay_exact() -> None:
     assert len(emulator.calls) == 3
     assert emulator.call_count() == 5
     assert emulator.call_count("glue", "ListSessions") == 5
+    unbounded = Emulator(max_calls=None)
+    for _ in range(5):
+        unbounded.client("glue").list_sessions()
+    assert len(unbounded.calls) == 5
+    with pytest.raises(ValueError, match="max_calls"):
+        Emulator(max_calls=0)
 
 
 # -- served: boto3 in this process ----------------------------------------------------------------
