@@ -1,7 +1,9 @@
 """The local emulator of the session APIs, and test helpers users can import.
 
 ``sessionkit.testing`` is a product feature: the same emulator sessionkit tests itself against
-is yours for your own tests and demos, with no AWS account.
+is yours for your own tests and demos, with no AWS account. ``Emulator.serve()`` (or
+``sessionkit emulator serve``, see :mod:`sessionkit.testing.server`) serves it on a loopback
+port for clients in other processes.
 
 >>> from sessionkit import open_session
 >>> from sessionkit.testing import Emulator

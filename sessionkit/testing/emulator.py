@@ -128,7 +128,10 @@ class Call:
 
 
 class Emulator:
-    """A local, in-process stand-in for the session APIs of Glue, EMR Serverless and Athena.
+    """A local stand-in for the session APIs of Glue, EMR Serverless and Athena.
+
+    In process by default (:meth:`client`); :meth:`serve` also puts it on a loopback port for
+    clients in other processes.
 
     Args:
         clock: The clock sessions advance on; default: a new :class:`VirtualClock`.
@@ -136,8 +139,9 @@ class Emulator:
         account_id: The account id in ARNs.
         seed: Seeds fault dice, ids and tokens, so runs repeat exactly.
         validate: Check every response against the service's schema (default on).
-        max_calls: How many calls :attr:`calls` keeps (the oldest go first);
-            :meth:`call_count` stays exact beyond it.
+        max_calls: How many calls :attr:`calls` keeps (the oldest go first; ``None``: all,
+            for measurements that slice the whole log); :meth:`call_count` stays exact beyond
+            it.
 
     Example:
         >>> from sessionkit.testing import Emulator
@@ -155,7 +159,7 @@ class Emulator:
         account_id: str = "123456789012",
         seed: int = 0,
         validate: bool = True,
-        max_calls: int = DEFAULT_MAX_CALLS,
+        max_calls: int | None = DEFAULT_MAX_CALLS,
     ) -> None:
         self.clock = clock or VirtualClock()
         self.region = region
@@ -163,6 +167,8 @@ class Emulator:
         self.rng = random.Random(seed)
         self.validate = validate
         self.faults: list[Fault] = []
+        if max_calls is not None and (isinstance(max_calls, bool) or max_calls < 1):
+            raise ValueError(f"max_calls must be a positive number or None, got {max_calls!r}")
         self._calls: deque[Call] = deque(maxlen=max_calls)
         self._counts: Counter[tuple[str, str]] = Counter()
         self._services: dict[str, EmulatedService] = {}

@@ -5,7 +5,8 @@ client works against it with only its endpoint URL changed: boto3 and aiobotocor
 awswrangler, Airflow, dbt, notebooks. AWS requests are routed by the service name in the SigV4
 credential scope of their ``Authorization`` header (fallbacks: ``X-Amz-Target``, the host name);
 any access key and secret are accepted. Paths in ``_HTTP_ROUTES`` (``/v1/projects/`` for
-Dataproc, ``/livy/`` for Livy) go to that emulated service's ``answer(request)``.
+Dataproc, ``/livy/`` for Livy) go to that provider's ``answer(emulator, method, path, query,
+headers, body)`` function.
 
 The control endpoint, all JSON:
 
@@ -45,25 +46,61 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import attrs
+
 from sessionkit.testing.base import EmulatedError, HttpReply, HttpRequest
 from sessionkit.testing.clock import VirtualClock
-from sessionkit.testing.emulator import Emulator, emulated_backends
+from sessionkit.testing.emulator import _WIRING, Emulator, _load, emulated_backends
 
-__all__ = ["ENV_VAR", "EmulatorServer", "ScaledClock", "main"]
+__all__ = ["ENV_VAR", "EmulatorServer", "ScaledClock", "connect", "main"]
 
 logger = logging.getLogger(__name__)
 
 #: The environment variable that points sessionkit's CLI at a served emulator.
 ENV_VAR = "SESSIONKIT_EMULATOR_URL"
 
-#: Path prefixes answered by an emulated service's ``answer(request) -> HttpReply`` (served only
-#: when that service is in the emulator's table).
-_HTTP_ROUTES: Mapping[str, str] = {
-    "/v1/projects/": "dataproc",
-    "/livy/": "livy",
+
+@attrs.frozen
+class _HttpRoute:
+    """Where a path prefix goes: a provider's ``answer`` function and its dropped-answer errors.
+
+    Attributes:
+        answer: ``"module:function"`` of ``answer(emulator, method, path, query, headers,
+            body) -> (status, headers, body)``.
+        strip: A prefix removed from the path before it is handed on (Livy's base path).
+        drops: ``"module:Class"`` of the exceptions that mean "close the connection unanswered"
+            (injected connection errors and lost answers).
+    """
+
+    answer: str
+    strip: str = ""
+    drops: tuple[str, ...] = ()
+
+
+#: Path prefixes answered by a provider's own ``answer`` function (a prefix whose module is not
+#: installed answers 404).
+_HTTP_ROUTES: Mapping[str, _HttpRoute] = {
+    "/v1/projects/": _HttpRoute(
+        answer="sessionkit.testing.gcp.dataproc:answer",
+        drops=("builtins:ConnectionResetError", "sessionkit.testing.gcp.dataproc:LostAnswer"),
+    ),
+    "/livy/": _HttpRoute(
+        answer="sessionkit.testing.livy.service:answer",
+        strip="/livy",
+        drops=(
+            "sessionkit.testing.livy.service:ConnectionRefused",
+            "sessionkit.testing.livy.service:AnswerLost",
+        ),
+    ),
 }
 
 _CONTROL = "/_sessionkit/"
+
+#: Per provider, ``"module:function"`` of ``function(url, region) -> keywords``: the connection
+#: keywords that reach a served emulator from another process.
+_REMOTE: Mapping[str, str] = {
+    "aws": "sessionkit.testing.aws.transport:remote_keywords",
+}
 
 #: The fault fields a ``POST /_sessionkit/faults`` body may set.
 _FAULT_FIELDS = ("kind", "service", "operations", "rate", "count", "latency")
@@ -126,6 +163,9 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
+        #: Locations made through the control endpoint, by (backend, name): asking twice for
+        #: the same name answers the same location, so separate processes can share one.
+        self.locations: dict[tuple[str, str], dict[str, Any]] = {}
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
 
@@ -198,7 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=self._body(),
         )
         try:
-            reply = _dispatch(self.server.emulator, request)
+            reply = _dispatch(self.server, request)
         except Dropped:
             # An injected connection fault: the client sees the connection close unanswered.
             self.close_connection = True
@@ -221,22 +261,43 @@ def _json_reply(status: int, value: Any) -> HttpReply:
     return HttpReply(status=status, headers={"Content-Type": "application/json"}, body=body)
 
 
-def _dispatch(emulator: Emulator, request: HttpRequest) -> HttpReply:
+def _dispatch(server: _Server, request: HttpRequest) -> HttpReply:
+    emulator = server.emulator
     path = urlsplit(request.url).path
     if path.startswith(_CONTROL):
-        return _control(emulator, request, path[len(_CONTROL) :].strip("/"))
-    for prefix, name in _HTTP_ROUTES.items():
-        if path.startswith(prefix) and name in emulator.emulated_services():
-            answer = emulator.service(name).answer  # type: ignore[attr-defined]
-            reply = answer(request)
-            if isinstance(reply, HttpReply):
-                return reply
-            status, headers, body = reply
-            return HttpReply(status=status, headers=headers, body=body)
+        return _control(server, request, path[len(_CONTROL) :].strip("/"))
+    for prefix, route in _HTTP_ROUTES.items():
+        if path.startswith(prefix):
+            return _answer_http(emulator, route, request, path)
     reply = emulator.transport("aws").route(request)
     if not isinstance(reply, HttpReply):  # pragma: no cover - the transport's contract
         raise TypeError("the AWS transport must answer an HttpReply")
     return reply
+
+
+def _answer_http(
+    emulator: Emulator, route: _HttpRoute, request: HttpRequest, path: str
+) -> HttpReply:
+    from sessionkit.testing.aws.transport import Dropped
+
+    try:
+        answer = _load(route.answer)
+    except ImportError:
+        return _json_reply(404, {"error": f"this emulator does not serve {path}"})
+    drops = tuple(_load(name) for name in route.drops)
+    url = urlsplit(request.url)
+    try:
+        status, headers, body = answer(
+            emulator,
+            request.method,
+            path.removeprefix(route.strip) or "/",
+            dict(parse_qsl(url.query, keep_blank_values=True)),
+            request.headers,
+            request.body,
+        )
+    except drops as exc:
+        raise Dropped(type(exc).__name__) from exc
+    return HttpReply(status=status, headers=headers, body=body)
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -252,7 +313,7 @@ def _plain(value: Any) -> bool:
     return isinstance(value, (str, int, float, bool)) or value is None
 
 
-def _control(emulator: Emulator, request: HttpRequest, name: str) -> HttpReply:
+def _control(server: _Server, request: HttpRequest, name: str) -> HttpReply:
     query = dict(parse_qsl(urlsplit(request.url).query))
     method = request.method
     try:
@@ -261,7 +322,8 @@ def _control(emulator: Emulator, request: HttpRequest, name: str) -> HttpReply:
         if handler is None:
             known = ", ".join(f"{m} /_sessionkit/{n}" for m, n in sorted(_CONTROLS))
             return _json_reply(404, {"error": f"no control {method} {name!r}; known: {known}"})
-        return _json_reply(200, handler(emulator, query, body))
+        with server.emulator.lock:
+            return _json_reply(200, handler(server, query, body))
     except (ValueError, TypeError, LookupError, EmulatedError) as exc:
         return _json_reply(400, {"error": str(exc)})
 
@@ -270,7 +332,8 @@ def _clock(emulator: Emulator) -> dict[str, Any]:
     return {"monotonic": emulator.clock.monotonic(), "now": emulator.clock.now().isoformat()}
 
 
-def _health(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+def _health(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    emulator = server.emulator
     return {
         "services": emulator.emulated_services(),
         "backends": emulated_backends(),
@@ -278,13 +341,15 @@ def _health(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any
     }
 
 
-def _advance(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+def _advance(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    emulator = server.emulator
     seconds = float(query.get("seconds", body.get("seconds", 0)))
     emulator.clock.advance(seconds)
     return _clock(emulator)
 
 
-def _calls(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+def _calls(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    emulator = server.emulator
     calls = [
         {"service": c.service, "operation": c.operation, "at": c.at, "outcome": c.outcome}
         for c in emulator.calls
@@ -295,7 +360,8 @@ def _calls(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]
     return {"total": total, "calls": calls}
 
 
-def _faults(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+def _faults(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    emulator = server.emulator
     return {
         "faults": [
             {
@@ -312,38 +378,54 @@ def _faults(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any
     }
 
 
-def _inject(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+def _inject(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    emulator = server.emulator
     unknown = sorted(set(body) - set(_FAULT_FIELDS))
     if unknown:
         raise ValueError(f"unknown fault fields {unknown}; known: {', '.join(_FAULT_FIELDS)}")
     if "kind" not in body:
         raise ValueError("a fault needs a kind")
     emulator.inject(**body)
-    return _faults(emulator, query, body)
+    return _faults(server, query, body)
 
 
-def _clear_faults(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+def _clear_faults(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    emulator = server.emulator
     emulator.clear_faults()
     return {"faults": []}
 
 
-def _location(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+def _location(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    emulator = server.emulator
     backend = body.get("backend")
     if not isinstance(backend, str):
         raise ValueError(f"a location needs a backend: one of {', '.join(emulated_backends())}")
     name = str(body.get("name", "sessionkit-local"))
-    with emulator.lock:
-        keywords = emulator.keywords(backend, location=name)
-        role = emulator.role(backend)
-    # Clients and other objects stay here; what reaches the location is plain values.
-    return {
+    known = server.locations.get((backend, name))
+    if known is not None:
+        return known
+    wiring = _WIRING.get(backend)
+    keywords = emulator.keywords(backend, location=name)
+    answer = {
         "backend": backend,
+        "provider": _provider(wiring[0]) if wiring else None,
+        "region": emulator.region,
+        # Clients and other objects stay here; what reaches the location is plain values.
         "keywords": {k: v for k, v in keywords.items() if _plain(v)},
-        "role": role,
+        "role": emulator.role(backend),
     }
+    server.locations[backend, name] = answer
+    return answer
 
 
-def _script(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+def _provider(path: str) -> str | None:
+    """The provider package of a wiring function: ``sessionkit.testing.aws.wiring:x`` -> aws."""
+    parts = path.partition(":")[0].split(".")
+    return parts[2] if len(parts) > 3 and parts[:2] == ["sessionkit", "testing"] else None
+
+
+def _script(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]) -> Any:
+    emulator = server.emulator
     service = emulator.service(str(body.get("service")))
     service.script_next(
         str(body.get("state", "FAILED")),
@@ -353,7 +435,7 @@ def _script(emulator: Emulator, query: Mapping[str, str], body: Mapping[str, Any
     return {"scripted": service.service}
 
 
-_ControlFn = Callable[[Emulator, Mapping[str, str], Mapping[str, Any]], Any]
+_ControlFn = Callable[[_Server, Mapping[str, str], Mapping[str, Any]], Any]
 
 _CONTROLS: Mapping[tuple[str, str], _ControlFn] = {
     ("GET", "health"): _health,
@@ -433,6 +515,52 @@ class EmulatorServer:
         self.close()
 
 
+def connect(
+    url: str, backend: str, *, location: str = "sessionkit-local"
+) -> tuple[dict[str, Any], str]:
+    """The keywords that reach ``backend`` on the emulator served at ``url``, and a role.
+
+    What a process other than the server's (the CLI given ``--emulator URL`` or
+    ``SESSIONKIT_EMULATOR_URL``, a notebook, a second test process) passes to
+    :func:`~sessionkit.open_session`, :func:`~sessionkit.attach_session` and friends. The
+    location is made on the server on first use and found again by name afterwards, so every
+    process asking for the same ``location`` shares it.
+
+    Args:
+        url: The served emulator's base URL.
+        backend: A backend the emulator stands in for.
+        location: The location's name (an EMR Serverless application, an Athena work group).
+
+    Returns:
+        The connection and location keywords, and a role the emulator accepts.
+
+    Raises:
+        LookupError: When the server does not emulate ``backend``.
+        OSError: When nothing answers at ``url``.
+    """
+    import importlib
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"backend": backend, "name": location}).encode()
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}{_CONTROL}locations", data=body, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise LookupError(json.loads(error.read()).get("error", str(error))) from None
+    remote = _REMOTE.get(str(answer.get("provider")))
+    if remote is None:
+        raise LookupError(f"no remote connection for the {backend} backend's provider")
+    module_name, _, attribute = remote.partition(":")
+    connection: dict[str, Any] = getattr(importlib.import_module(module_name), attribute)(
+        url.rstrip("/"), answer["region"]
+    )
+    return {**connection, **answer["keywords"]}, str(answer["role"])
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sessionkit emulator serve",
@@ -492,10 +620,15 @@ def main(argv: list[str] | None = None) -> int:
     emulator = Emulator(clock=clock, seed=args.seed)
     spark = None
     if args.spark:
+        from sessionkit.errors import SessionKitError
         from sessionkit.testing.spark import LocalSparkConnect
 
         spark = LocalSparkConnect()
-        emulator.use_spark(spark)
+        try:
+            emulator.use_spark(spark)
+        except SessionKitError as exc:
+            print(f"sessionkit emulator serve: --spark: {exc}", file=sys.stderr)
+            return 2
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -87,6 +87,12 @@ def test_the_call_log_is_bounded_and_the_counts_stay_exact() -> None:
     assert len(emulator.calls) == 3
     assert emulator.call_count() == 5
     assert emulator.call_count("glue", "ListSessions") == 5
+    unbounded = Emulator(max_calls=None)
+    for _ in range(5):
+        unbounded.client("glue").list_sessions()
+    assert len(unbounded.calls) == 5
+    with pytest.raises(ValueError, match="max_calls"):
+        Emulator(max_calls=0)
 
 
 # -- served: boto3 in this process ----------------------------------------------------------------
@@ -131,6 +137,52 @@ def test_rest_json_and_rest_xml_route_by_method_and_path(emulator: Emulator, ser
     assert caught.value.response["Error"]["Code"] == "UnknownOperationException"
 
 
+class FakeDrop(Exception):
+    """What the fake provider raises for an injected connection fault."""
+
+
+def fake_answer(
+    emulator: Emulator,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    headers: Any,
+    body: bytes,
+) -> tuple[int, dict[str, str], bytes]:
+    """A provider's answer function, as Dataproc's and Livy's are."""
+    if query.get("drop"):
+        raise FakeDrop
+    emulator.record("fake", method, emulator.clock.monotonic(), {}, "ok")
+    answer = {"method": method, "path": path, "query": query, "body": body.decode()}
+    return 201, {"Content-Type": "application/json"}, json.dumps(answer).encode()
+
+
+def test_provider_paths_go_to_their_answer_function(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionkit.testing import server
+
+    route = server._HttpRoute(
+        answer="tests.testing.test_server:fake_answer",
+        strip="/fake",
+        drops=("tests.testing.test_server:FakeDrop",),
+    )
+    missing = server._HttpRoute(answer="tests.testing.no_such_module:answer")
+    monkeypatch.setattr(server, "_HTTP_ROUTES", {"/fake/": route, "/gone/": missing})
+    with emulator.serve() as url:
+        request = urllib.request.Request(f"{url}/fake/sessions?size=2", data=b"{}", method="POST")
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 201
+            answer = json.loads(response.read())
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{url}/gone/x")
+        assert caught.value.code == 404
+        with pytest.raises(ConnectionError):  # closed unanswered
+            urllib.request.urlopen(f"{url}/fake/x?drop=1")
+    assert answer == {"method": "POST", "path": "/sessions", "query": {"size": "2"}, "body": "{}"}
+    assert emulator.call_count("fake") == 1
+
+
 def test_faults_injected_through_the_control_endpoint(emulator: Emulator, served: str) -> None:
     glue = remote(served, "glue")
     control(served, "POST", "faults", {"kind": "throttle", "service": "glue", "count": 1})
@@ -151,6 +203,15 @@ def test_faults_injected_through_the_control_endpoint(emulator: Emulator, served
         "ok",
         "connection_error",
     ]
+
+
+def test_a_lost_answer_is_processed_then_dropped(emulator: Emulator, served: str) -> None:
+    glue = remote(served, "glue")
+    control(served, "POST", "faults", {"kind": "read_timeout", "operations": ["CreateSession"]})
+    with pytest.raises(botocore.exceptions.ConnectionClosedError):
+        glue.create_session(Id="lost", Role=ROLE, Command={"Name": "glueetl"})
+    assert emulator.alive_sessions() == {"glue": ["lost"]}  # the service did create it
+    assert emulator.calls[-1].outcome == "read_timeout"
 
 
 def test_a_bad_control_request_says_what_is_known(served: str) -> None:
@@ -217,6 +278,69 @@ def test_state_lives_across_client_processes(emulator: Emulator, served: str) ->
         "CreateSession",
         "StopSession",
     ]
+
+
+SESSIONKIT_CLIENT = textwrap.dedent(
+    """
+    import json, sys
+    from sessionkit import attach_session, open_session
+    from sessionkit.testing.server import connect
+    url, backend, action = sys.argv[1:4]
+    keywords, role = connect(url, backend, location="shared")
+    if action == "open":
+        # Left running on purpose; a long idle timeout outlasts slow process start-ups at 60x.
+        session = open_session(backend, role=role, idle_timeout=480 * 60, **keywords)
+    else:
+        session = attach_session(backend, sys.argv[4], **keywords)
+        if action == "stop":
+            session.stop()
+        else:
+            session.refresh()
+    print(json.dumps([session.id, session.state.value]))
+    """
+)
+
+
+def run_sessionkit(url: str, *args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", SESSIONKIT_CLIENT, url, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert done.returncode == 0, done.stderr
+    answer: list[str] = json.loads(done.stdout)
+    return answer
+
+
+@pytest.mark.parametrize("backend", ["emr-serverless", "athena"])
+def test_sessionkit_open_status_stop_in_three_processes(backend: str) -> None:
+    emulator = Emulator(clock=ScaledClock(speed=60))
+    with emulator.serve() as url:
+        session_id, state = run_sessionkit(url, backend, "open")
+        assert state == "READY"
+        assert run_sessionkit(url, backend, "status", session_id) == [session_id, "READY"]
+        assert run_sessionkit(url, backend, "stop", session_id) == [session_id, "STOPPED"]
+    # One session, opened by the first process and found again by the others.
+    assert sum(emulator.created_sessions().values()) == 1
+    assert emulator.alive_sessions() == {}
+
+
+def test_connect_names_an_unknown_backend(served: str) -> None:
+    from sessionkit.testing.server import connect
+
+    with pytest.raises(LookupError, match="does not emulate the nimbus backend"):
+        connect(served, "nimbus")
+
+
+def test_locations_are_found_again_by_name(served: str) -> None:
+    first = control(served, "POST", "locations", {"backend": "emr-serverless", "name": "a"})
+    again = control(served, "POST", "locations", {"backend": "emr-serverless", "name": "a"})
+    other = control(served, "POST", "locations", {"backend": "emr-serverless", "name": "b"})
+    assert first == again
+    assert first["keywords"]["application_id"] != other["keywords"]["application_id"]
+    assert first["provider"] == "aws"
 
 
 def test_main_serves_until_interrupted() -> None:

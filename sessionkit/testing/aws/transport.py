@@ -49,6 +49,7 @@ __all__ = [
     "Dropped",
     "decode_request",
     "encode",
+    "remote_keywords",
 ]
 
 #: Places where the real services answer outside their own model, and the emulator follows the
@@ -423,6 +424,20 @@ class AwsTransport:
             return _query_error(error, request_id)
         version = operation.service_model.metadata.get("jsonVersion", "1.1")
         return _json_error(error, version, request_id)
+
+
+def remote_keywords(url: str, region: str) -> dict[str, Any]:
+    """The AWS connection keywords that reach an emulator served at ``url``.
+
+    A boto3 session with the emulator's dummy credentials (never the caller's real ones) and
+    the endpoint URL.
+    """
+    session = boto3.session.Session(
+        aws_access_key_id="sessionkit-emulator",
+        aws_secret_access_key="sessionkit-emulator",
+        region_name=region,
+    )
+    return {"boto3_session": session, "endpoint_url": url}
 
 
 def _implements(handler: Any, operation: str) -> bool:
