@@ -150,3 +150,37 @@ def test_public_names() -> None:
     )
     with pytest.raises(AttributeError):
         sessionkit.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize("name", ["glue", "emr-serverless", "athena"])
+def test_capabilities_match_the_primitives(name: str) -> None:
+    """A capability is declared exactly when the backend implements its primitive."""
+    from sessionkit.backends.base import Backend
+
+    factory = _registry.get_backend(name)
+    assert isinstance(factory, type)
+    capabilities = factory.capabilities
+    assert capabilities.statements == (factory._run is not Backend._run)
+    assert capabilities.spark_connect == (factory._endpoint is not Backend._endpoint)
+    assert capabilities.delete == (factory._delete is not Backend._delete)
+
+
+def test_cli_fields_default_to_the_location_fields() -> None:
+    from sessionkit.backends.base import Backend
+
+    class Located(Backend):
+        name = "located"
+        location_fields = ("cluster",)
+
+    class Chosen(Located):
+        cli_fields = ("cluster", "url")
+
+    class Inherits(Chosen):
+        location_fields = ("other",)
+
+    assert Located.cli_fields == ("cluster",)
+    assert Chosen.cli_fields == ("cluster", "url")
+    assert Inherits.cli_fields == ("cluster", "url")
+    assert {"region", "profile", "endpoint_url", "work_group"} <= set(
+        _registry.get_backend("athena").cli_fields  # type: ignore[union-attr]
+    )

@@ -22,7 +22,7 @@ from sessionkit.states import SessionState
 if TYPE_CHECKING:
     from sessionkit.waiting import PollPolicy
 
-__all__ = ["Backend", "PreparedStart"]
+__all__ = ["Backend", "Capabilities", "PreparedStart"]
 
 
 @attrs.frozen(kw_only=True)
@@ -40,6 +40,32 @@ class PreparedStart:
     request: Mapping[str, Any] = attrs.field(repr=False)
     token: str = attrs.field(repr=False)
     preflight: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """What a backend can do, so callers ask before they act instead of catching errors.
+
+    ``sessionkit run`` refuses a backend without ``statements`` before it provisions anything,
+    and the conformance suite runs only the scenarios a backend can pass.
+
+    Attributes:
+        statements: ``Session.run`` works (the service has a statement API).
+        spark_connect: ``Session.endpoint`` and ``Session.spark`` work.
+        delete: ``Session.stop(delete=True)`` deletes the stopped session's record.
+        server_side_state_filter: ``list_sessions(states=...)`` filters on the service.
+        tags: ``SessionConfig.tags`` reach the service and come back on ``SessionInfo.tags``.
+    """
+
+    statements: bool = False
+    spark_connect: bool = False
+    delete: bool = False
+    server_side_state_filter: bool = False
+    tags: bool = False
+
+    def names(self) -> tuple[str, ...]:
+        """The names of the capabilities that are present, in field order."""
+        return tuple(a.name for a in attrs.fields(Capabilities) if getattr(self, a.name))
 
 
 class Backend(abc.ABC):
@@ -60,6 +86,10 @@ class Backend(abc.ABC):
         supported_fields: The :class:`~sessionkit.SessionConfig` fields the backend translates.
         state_map: Native state string to :class:`~sessionkit.SessionState`.
         statement_states: Native statement state to :class:`~sessionkit.StatementState`.
+        capabilities: What the backend can do (see :class:`Capabilities`); default: nothing
+            optional.
+        cli_fields: Backend keywords that take a plain string, which the ``sessionkit``
+            command offers as ``--kebab-case`` options (default: the location fields).
     """
 
     name: ClassVar[str]
@@ -69,6 +99,18 @@ class Backend(abc.ABC):
     extra_fields: ClassVar[tuple[str, ...]] = ()
     supported_fields: ClassVar[frozenset[str]] = frozenset()
     state_map: ClassVar[Mapping[str, SessionState]] = {}
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    cli_fields: ClassVar[tuple[str, ...]] = ()
+    _cli_fields_given: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # cli_fields defaults to the location fields of the class itself, unless a class in
+        # between chose them on purpose.
+        if "cli_fields" in cls.__dict__:
+            cls._cli_fields_given = True
+        elif not cls._cli_fields_given:
+            cls.cli_fields = tuple(cls.location_fields)
 
     #: The caller's poll policy, set by ``open_session`` before the pre-flight, so a pre-flight
     #: that has to wait (EMR Serverless starting its application) polls on the caller's

@@ -418,6 +418,8 @@ class AwsBackend(Backend):
         "profile",
         "endpoint_url",
     )
+    #: The connection keywords that take a plain string, offered as CLI options.
+    cli_fields: ClassVar[tuple[str, ...]] = ("region", "profile", "endpoint_url")
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
-from sessionkit.backends.base import PreparedStart
+from sessionkit.backends.base import Capabilities, PreparedStart
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
 from sessionkit.states import SessionState, normalize_state
@@ -252,6 +252,10 @@ class EmrServerlessBackend(AwsBackend):
     extra_fields: ClassVar[tuple[str, ...]] = ("start_application",)
     supported_fields: ClassVar[frozenset[str]] = frozenset(TRANSLATION)
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        spark_connect=True, server_side_state_filter=True, tags=True
+    )
+    cli_fields: ClassVar[tuple[str, ...]] = (*AwsBackend.cli_fields, "application_id")
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, seconds_to_datetime
-from sessionkit.backends.base import PreparedStart
+from sessionkit.backends.base import Capabilities, PreparedStart
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState, normalize_state
@@ -210,6 +210,9 @@ class GlueBackend(AwsBackend):
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        statements=True, spark_connect=True, delete=True, tags=True
+    )
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``CreateSession`` request; the Id is the idempotency key."""
