@@ -53,7 +53,7 @@ DEMO_SPARK_EXPECTED = "10"
 DEMO_SPARK_ROWS = 5
 
 #: What installs PySpark with Spark Connect.
-SPARK_EXTRA = "pip install 'sessionkit[spark]'"
+SPARK_EXTRA = "pip install 'sessionkit-spark[spark]'"
 
 #: Set to 1 to see the traceback of an unexpected error instead of the one-line message.
 DEBUG_ENV = "SESSIONKIT_DEBUG"
