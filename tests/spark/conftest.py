@@ -24,8 +24,7 @@ def _why_no_spark() -> str | None:
         import pyspark.sql.connect.session  # noqa: F401
     except ImportError as exc:
         return (
-            f"PySpark with Spark Connect is missing ({exc}): "
-            "pip install 'sessionkit-spark[spark]'"
+            f"PySpark with Spark Connect is missing ({exc}): pip install 'sessionkit-spark[spark]'"
         )
     java_home = os.environ.get("JAVA_HOME")
     if not (java_home and (Path(java_home) / "bin" / "java").exists()) and not shutil.which("java"):
