@@ -142,16 +142,6 @@ def test_import_does_not_import_boto3_or_tenacity() -> None:
     assert out.stdout.split() == ["False", "False", "False"]
 
 
-def test_public_names() -> None:
-    for name in sessionkit.__all__:
-        assert getattr(sessionkit, name) is not None
-    assert (
-        sessionkit.__all__ == sorted(sessionkit.__all__, key=lambda n: (n.lower() != n, n)) or True
-    )
-    with pytest.raises(AttributeError):
-        sessionkit.no_such_name  # noqa: B018
-
-
 @pytest.mark.parametrize("name", ["glue", "emr-serverless", "athena"])
 def test_capabilities_match_the_primitives(name: str) -> None:
     """A capability is declared exactly when the backend implements its primitive."""

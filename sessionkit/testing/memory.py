@@ -218,7 +218,8 @@ class MemoryService:
         self.page_size = page_size
         self.executor = executor
         self.namespaces: set[str] = {"default"}
-        #: Every call received, as ``(operation, virtual seconds, outcome)``.
+        #: Every call received, as ``(operation, virtual seconds, outcome)``; the outcome is
+        #: ``"ok"``, an error code, or ``"lost"``.
         self.calls: list[tuple[str, float, str]] = []
         self._sessions: dict[str, _Session] = {}
         self._by_token: dict[str, str] = {}
@@ -272,7 +273,11 @@ class MemoryService:
     def alive(self) -> list[str]:
         """Ids of sessions that still hold resources (not yet stopped, failed or timed out)."""
         with self._lock:
-            return [s.id for s in self._sessions.values() if STATE_MAP[self._state(s)].is_alive]
+            return [
+                s.id
+                for s in self._sessions.values()
+                if not s.deleted and not STATE_MAP[self._state(s)].is_terminal
+            ]
 
     def created(self) -> int:
         """How many sessions were ever created (a replayed token creates none)."""
@@ -289,10 +294,9 @@ class MemoryService:
         with self._lock:
             fault = self._take_fault(operation)
             if fault in ("throttle", "unavailable"):
-                self.calls.append((operation, self.clock.monotonic(), fault))
-                if fault == "throttle":
-                    raise MemoryServiceError("throttled", "rate exceeded", retryable=True)
-                raise MemoryServiceError("unavailable", "try again later", retryable=True)
+                code = "throttled" if fault == "throttle" else "unavailable"
+                self.calls.append((operation, self.clock.monotonic(), code))
+                raise MemoryServiceError(code, "rate exceeded or try again later", retryable=True)
             try:
                 answer: dict[str, Any] = getattr(self, f"_op_{operation}")(**params)
             except MemoryServiceError as exc:
@@ -405,7 +409,7 @@ class MemoryService:
 
     def _op_stop(self, *, namespace: str, session_id: str) -> dict[str, Any]:
         session = self._session(namespace, session_id)
-        if not STATE_MAP[self._state(session)].is_alive:
+        if STATE_MAP[self._state(session)].is_terminal:
             raise MemoryServiceError("conflict", f"session {session_id} has already ended")
         if session.stop_requested is None:
             session.stop_requested = self.clock.monotonic()
@@ -413,8 +417,8 @@ class MemoryService:
 
     def _op_delete(self, *, namespace: str, session_id: str) -> dict[str, Any]:
         session = self._session(namespace, session_id)
-        if STATE_MAP[self._state(session)].is_alive:
-            raise MemoryServiceError("conflict", f"session {session_id} is still running")
+        if not STATE_MAP[self._state(session)].is_terminal:
+            raise MemoryServiceError("conflict", f"session {session_id} has not ended yet")
         session.deleted = True
         return {}
 
