@@ -90,6 +90,10 @@ class Backend(abc.ABC):
             optional.
         cli_fields: Backend keywords that take a plain string, which the ``sessionkit``
             command offers as ``--kebab-case`` options (default: the location fields).
+        cli_aliases: Keywords that are not plain strings, to the ``cli_fields`` keyword that
+            stands for them on the command line (so hints name an option, not a keyword).
+        config_error_codes: Service error codes that mean the caller's configuration is wrong
+            (missing or rejected credentials): the command exits 2 on them, as on bad input.
     """
 
     name: ClassVar[str]
@@ -101,6 +105,8 @@ class Backend(abc.ABC):
     state_map: ClassVar[Mapping[str, SessionState]] = {}
     capabilities: ClassVar[Capabilities] = Capabilities()
     cli_fields: ClassVar[tuple[str, ...]] = ()
+    cli_aliases: ClassVar[Mapping[str, str]] = {}
+    config_error_codes: ClassVar[frozenset[str]] = frozenset()
     _cli_fields_given: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -420,6 +420,10 @@ class AwsBackend(Backend):
     )
     #: The connection keywords that take a plain string, offered as CLI options.
     cli_fields: ClassVar[tuple[str, ...]] = ("region", "profile", "endpoint_url")
+    cli_aliases: ClassVar[Mapping[str, str]] = {"boto3_session": "profile", "client": "profile"}
+    config_error_codes: ClassVar[frozenset[str]] = frozenset(
+        {"NoCredentials", "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"}
+    )
 
     def __init__(
         self,
