@@ -61,7 +61,7 @@ def register_backend(name: str, factory: BackendFactory | str, *, clobber: bool 
     """Register a backend under ``name``.
 
     Args:
-        name: The name users pass to :func:`open_session`, e.g. ``"livy"``.
+        name: The name users pass to :func:`open_session`, e.g. ``"my-backend"``.
         factory: A :class:`~sessionkit.backends.base.Backend` subclass, a callable returning a
             backend, or a lazy ``"module:Class"`` string imported on first use.
         clobber: Replace an existing registration instead of raising.

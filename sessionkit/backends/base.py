@@ -32,7 +32,8 @@ class PreparedStart:
     Attributes:
         config: The configuration it was built from.
         request: The service request parameters.
-        token: The idempotency key (client token, or the Glue session Id).
+        token: The idempotency key (a client token, or the session id where the service
+            lets the caller choose it).
         preflight: Whether the backend's pre-flight checks should run before the first attempt.
     """
 
@@ -75,7 +76,7 @@ class Backend(abc.ABC):
     :class:`~sessionkit.errors.ServiceError` (``retryable`` set) on service errors.
 
     Attributes:
-        name: The registry name, e.g. ``"glue"``.
+        name: The registry name, e.g. ``"memory"``.
         connection_fields: Keywords that say how to reach the provider (credentials, clients,
             endpoints); the core passes them through without knowing them.
         location_fields: Keywords that locate sessions and are required to start or list them
@@ -119,7 +120,7 @@ class Backend(abc.ABC):
             cls.cli_fields = tuple(cls.location_fields)
 
     #: The caller's poll policy, set by ``open_session`` before the pre-flight, so a pre-flight
-    #: that has to wait (EMR Serverless starting its application) polls on the caller's
+    #: that has to wait (a service starting the location's resources first) polls on the caller's
     #: schedule and clock; ``None`` means the default policy.
     poll_policy: PollPolicy | None = None
 
@@ -178,8 +179,8 @@ class Backend(abc.ABC):
         """Best effort: stop whatever an interrupted start may have created.
 
         Called when a start was interrupted (Ctrl-C) or its retries ran out with the outcome of
-        an attempt unknown. Backends whose idempotency key names the session (Glue's Id) can
-        stop it; the others cannot know its id and do nothing.
+        an attempt unknown. Backends whose idempotency key names the session (a caller-chosen
+        id) can stop it; the others cannot know its id and do nothing.
         """
 
     @abc.abstractmethod

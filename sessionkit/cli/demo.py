@@ -118,8 +118,9 @@ class RealSpark:
         """Put this Spark behind the demonstrated backend where its capabilities lead.
 
         Code runs here where the backend has a statement API; the Spark Connect endpoint
-        leads here only where it has none (an emulated Athena work group runs calculations,
-        not Spark Connect, and a Glue session would have to be opened for Spark Connect).
+        leads here only where it has none: a backend with statements may serve endpoints only
+        to some sessions or locations (a session opened for Spark Connect, a location on the
+        right engine), which the demo's default location need not be.
 
         Returns:
             Whether the service's code now runs here, and whether its endpoint leads here.
