@@ -174,3 +174,17 @@ def test_cli_fields_default_to_the_location_fields() -> None:
     assert {"region", "profile", "endpoint_url", "work_group"} <= set(
         _registry.get_backend("athena").cli_fields  # type: ignore[union-attr]
     )
+
+
+def test_a_built_in_backend_without_its_sdk_names_the_distribution_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    for name in list(sys.modules):
+        if name.startswith(("sessionkit.backends.aws", "boto3", "botocore")):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(BackendNotFoundError) as caught:
+        _registry.get_backend("glue")
+    assert "pip install 'sessionkit-spark[aws]'" in str(caught.value)
