@@ -16,8 +16,11 @@ PYTHONS = ["3.10", "3.11", "3.12"]
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (emulator, moto and Stubber; no AWS account needed)."""
-    session.install("-e", ".[test]")
+    """Run the test suite and the doctests (emulator, memory backend, moto; no cloud account).
+
+    The real-Spark tests run when Java 17+ is on the machine (the spark extra brings PySpark).
+    """
+    session.install("-e", ".[test,spark]")
     session.run("pytest", *session.posargs)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import attrs
 
+from sessionkit._version import install_hint
 from sessionkit.errors import BackendNotFoundError, InvalidConfigError
 from sessionkit.models import SessionConfig
 
@@ -33,15 +34,19 @@ BackendFactory = Union["type[Backend]", Callable[..., "Backend"]]
 
 ENTRY_POINT_GROUP = "sessionkit.backends"
 
-#: Backends that ship with sessionkit, imported on first use.
+#: Backends that ship with sessionkit, imported on first use: name to ``"module:Class"`` and
+#: the pip requirement that brings the backend's SDK (its extra of the distribution).
 _KNOWN: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
-        "glue": ("sessionkit.backends.aws.glue:GlueBackend", "boto3"),
-        "emr-serverless": ("sessionkit.backends.aws.emr_serverless:EmrServerlessBackend", "boto3"),
-        "athena": ("sessionkit.backends.aws.athena:AthenaBackend", "boto3"),
-        "livy": ("sessionkit.backends.livy.backend:LivyBackend", "sessionkit[livy]"),
-        "dataproc": ("sessionkit.backends.gcp.dataproc:DataprocBackend", "sessionkit[dataproc]"),
-        "emr": ("sessionkit.backends.aws.emr:EmrBackend", "boto3"),
+        "glue": ("sessionkit.backends.aws.glue:GlueBackend", install_hint("aws")),
+        "emr-serverless": (
+            "sessionkit.backends.aws.emr_serverless:EmrServerlessBackend",
+            install_hint("aws"),
+        ),
+        "athena": ("sessionkit.backends.aws.athena:AthenaBackend", install_hint("aws")),
+        "emr": ("sessionkit.backends.aws.emr:EmrBackend", install_hint("aws")),
+        "livy": ("sessionkit.backends.livy.backend:LivyBackend", install_hint("livy")),
+        "dataproc": ("sessionkit.backends.gcp.dataproc:DataprocBackend", install_hint("dataproc")),
     }
 )
 
@@ -59,7 +64,7 @@ def register_backend(name: str, factory: BackendFactory | str, *, clobber: bool 
     """Register a backend under ``name``.
 
     Args:
-        name: The name users pass to :func:`open_session`, e.g. ``"livy"``.
+        name: The name users pass to :func:`open_session`, e.g. ``"my-backend"``.
         factory: A :class:`~sessionkit.backends.base.Backend` subclass, a callable returning a
             backend, or a lazy ``"module:Class"`` string imported on first use.
         clobber: Replace an existing registration instead of raising.
@@ -107,9 +112,9 @@ def _import(path: str, name: str, requirement: str | None) -> BackendFactory:
         missing = (exc.name or "").split(".")[0]
         if missing and missing != module_name.split(".")[0]:
             # A dependency of the backend is missing: say what to install.
-            needed = requirement or missing
+            needed = requirement or f"pip install {missing}"
             raise BackendNotFoundError(
-                f"backend {name!r} needs {missing!r}, which is not installed: pip install {needed}",
+                f"backend {name!r} needs {missing!r}, which is not installed: {needed}",
                 name=name,
             ) from exc
         raise BackendNotFoundError(

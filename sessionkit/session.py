@@ -751,9 +751,9 @@ class Session:
     def spark(self) -> Any:
         """Return a PySpark Spark Connect ``SparkSession`` bound to this session's endpoint.
 
-        Needs the ``spark`` extra (``pip install 'sessionkit[spark]'``). The ``SparkSession`` is
-        made on the first call and returned again by later calls while it is open; calling
-        ``.stop()`` on it makes the next call connect anew.
+        Needs the ``spark`` extra (``pip install 'sessionkit-spark[spark]'``). The
+        ``SparkSession`` is made on the first call and returned again by later calls while it
+        is open; calling ``.stop()`` on it makes the next call connect anew.
 
         The endpoint's token expires (after about an hour on AWS), so the client does not keep
         the token it started with: every gRPC call it makes asks :meth:`endpoint` for the
@@ -787,8 +787,8 @@ class Session:
             from sessionkit.errors import NotSupportedError
 
             raise NotSupportedError(
-                "Session.spark() needs PySpark with Spark Connect: pip install 'sessionkit[spark]'"
-                f" ({exc})"
+                "Session.spark() needs PySpark with Spark Connect: "
+                f"pip install 'sessionkit-spark[spark]' ({exc})"
             ) from exc
         endpoint = self.endpoint()
         with self._spark_lock:

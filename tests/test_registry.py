@@ -142,11 +142,49 @@ def test_import_does_not_import_boto3_or_tenacity() -> None:
     assert out.stdout.split() == ["False", "False", "False"]
 
 
-def test_public_names() -> None:
-    for name in sessionkit.__all__:
-        assert getattr(sessionkit, name) is not None
-    assert (
-        sessionkit.__all__ == sorted(sessionkit.__all__, key=lambda n: (n.lower() != n, n)) or True
+@pytest.mark.parametrize("name", ["glue", "emr-serverless", "athena"])
+def test_capabilities_match_the_primitives(name: str) -> None:
+    """A capability is declared exactly when the backend implements its primitive."""
+    from sessionkit.backends.base import Backend
+
+    factory = _registry.get_backend(name)
+    assert isinstance(factory, type)
+    capabilities = factory.capabilities
+    assert capabilities.statements == (factory._run is not Backend._run)
+    assert capabilities.spark_connect == (factory._endpoint is not Backend._endpoint)
+    assert capabilities.delete == (factory._delete is not Backend._delete)
+
+
+def test_cli_fields_default_to_the_location_fields() -> None:
+    from sessionkit.backends.base import Backend
+
+    class Located(Backend):
+        name = "located"
+        location_fields = ("cluster",)
+
+    class Chosen(Located):
+        cli_fields = ("cluster", "url")
+
+    class Inherits(Chosen):
+        location_fields = ("other",)
+
+    assert Located.cli_fields == ("cluster",)
+    assert Chosen.cli_fields == ("cluster", "url")
+    assert Inherits.cli_fields == ("cluster", "url")
+    assert {"region", "profile", "endpoint_url", "work_group"} <= set(
+        _registry.get_backend("athena").cli_fields  # type: ignore[union-attr]
     )
-    with pytest.raises(AttributeError):
-        sessionkit.no_such_name  # noqa: B018
+
+
+def test_a_built_in_backend_without_its_sdk_names_the_distribution_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    for name in list(sys.modules):
+        if name.startswith(("sessionkit.backends.aws", "boto3", "botocore")):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(BackendNotFoundError) as caught:
+        _registry.get_backend("glue")
+    assert "pip install 'sessionkit-spark[aws]'" in str(caught.value)

@@ -40,6 +40,7 @@ __all__ = [
     "MALFORMED",
     "START_TOKEN_TAG",
     "Backend",
+    "Capabilities",
     "PreparedStart",
     "created_by",
     "idle_timeout_of",
@@ -180,7 +181,8 @@ class PreparedStart:
     Attributes:
         config: The configuration it was built from.
         request: The service request parameters.
-        token: The idempotency key (client token, or the Glue session Id).
+        token: The idempotency key (a client token, or the session id where the service
+            lets the caller choose it).
         preflight: Whether the backend's pre-flight checks should run before the first attempt.
         start_token: The per-start nonce (the ``sessionkit:start-token`` tag) that proves a
             session was created by this start, where the backend proves ownership by a tag.
@@ -193,6 +195,32 @@ class PreparedStart:
     start_token: str | None = attrs.field(default=None, repr=False)
 
 
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """What a backend can do, so callers ask before they act instead of catching errors.
+
+    ``sessionkit run`` refuses a backend without ``statements`` before it provisions anything,
+    and the conformance suite runs only the scenarios a backend can pass.
+
+    Attributes:
+        statements: ``Session.run`` works (the service has a statement API).
+        spark_connect: ``Session.endpoint`` and ``Session.spark`` work.
+        delete: ``Session.stop(delete=True)`` deletes the stopped session's record.
+        server_side_state_filter: ``list_sessions(states=...)`` filters on the service.
+        tags: ``SessionConfig.tags`` reach the service and come back on ``SessionInfo.tags``.
+    """
+
+    statements: bool = False
+    spark_connect: bool = False
+    delete: bool = False
+    server_side_state_filter: bool = False
+    tags: bool = False
+
+    def names(self) -> tuple[str, ...]:
+        """The names of the capabilities that are present, in field order."""
+        return tuple(a.name for a in attrs.fields(Capabilities) if getattr(self, a.name))
+
+
 class Backend(abc.ABC):
     """Base class of every backend.
 
@@ -200,7 +228,7 @@ class Backend(abc.ABC):
     :class:`~sessionkit.errors.ServiceError` (``retryable`` set) on service errors.
 
     Attributes:
-        name: The registry name, e.g. ``"glue"``.
+        name: The registry name, e.g. ``"memory"``.
         connection_fields: Keywords that say how to reach the provider (credentials, clients,
             endpoints); the core passes them through without knowing them.
         location_fields: Keywords that locate sessions and are required to start or list them
@@ -211,6 +239,14 @@ class Backend(abc.ABC):
         supported_fields: The :class:`~sessionkit.SessionConfig` fields the backend translates.
         state_map: Native state string to :class:`~sessionkit.SessionState`.
         statement_states: Native statement state to :class:`~sessionkit.StatementState`.
+        capabilities: What the backend can do (see :class:`Capabilities`); default: nothing
+            optional.
+        cli_fields: Backend keywords that take a plain string, which the ``sessionkit``
+            command offers as ``--kebab-case`` options (default: the location fields).
+        cli_aliases: Keywords that are not plain strings, to the ``cli_fields`` keyword that
+            stands for them on the command line (so hints name an option, not a keyword).
+        config_error_codes: Service error codes that mean the caller's configuration is wrong
+            (missing or rejected credentials): the command exits 2 on them, as on bad input.
     """
 
     name: ClassVar[str]
@@ -220,10 +256,21 @@ class Backend(abc.ABC):
     extra_fields: ClassVar[tuple[str, ...]] = ()
     supported_fields: ClassVar[frozenset[str]] = frozenset()
     state_map: ClassVar[Mapping[str, SessionState]] = {}
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    cli_fields: ClassVar[tuple[str, ...]] = ()
+    cli_aliases: ClassVar[Mapping[str, str]] = {}
+    config_error_codes: ClassVar[frozenset[str]] = frozenset()
+    _cli_fields_given: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Guard every primitive a subclass defines (see :func:`malformed`)."""
         super().__init_subclass__(**kwargs)
+        # cli_fields defaults to the location fields of the class itself, unless a class in
+        # between chose them on purpose.
+        if "cli_fields" in cls.__dict__:
+            cls._cli_fields_given = True
+        elif not cls._cli_fields_given:
+            cls.cli_fields = tuple(cls.location_fields)
+        # Guard every primitive a subclass defines (see :func:`malformed`).
         for name in _PRIMITIVES:
             method = cls.__dict__.get(name)
             if callable(method) and not getattr(method, "__sessionkit_guarded__", False):
@@ -236,7 +283,7 @@ class Backend(abc.ABC):
         return 0.0
 
     #: The caller's poll policy, set by ``open_session`` before the pre-flight, so a pre-flight
-    #: that has to wait (EMR Serverless starting its application) polls on the caller's
+    #: that has to wait (a service starting the location's resources first) polls on the caller's
     #: schedule and clock; ``None`` means the default policy.
     poll_policy: PollPolicy | None = None
 
@@ -295,8 +342,8 @@ class Backend(abc.ABC):
         """Best effort: stop whatever an interrupted start may have created.
 
         Called when a start was interrupted (Ctrl-C) or its retries ran out with the outcome of
-        an attempt unknown. Backends whose idempotency key names the session (Glue's Id) can
-        stop it; the others cannot know its id and do nothing.
+        an attempt unknown. Backends whose idempotency key names the session (a caller-chosen
+        id) can stop it; the others cannot know its id and do nothing.
         """
 
     @abc.abstractmethod

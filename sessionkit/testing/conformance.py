@@ -3,6 +3,9 @@
 A backend passes when :class:`SessionConformance` passes against it. The suite talks only to
 the public API (``open_session``, ``attach_session``, ``list_sessions``, ``Session``) and reaches
 the service through a :class:`Harness`, which knows how to connect and how to provoke failures.
+It knows no provider: the harness gives the connection, the location and the identity, and the
+suite reads what to expect from the backend's own declarations (``supported_fields``,
+``capabilities``).
 
 Run it for your own backend::
 
@@ -18,26 +21,56 @@ Run it for your own backend::
         def harness(self):
             return MyHarness()
 
-:class:`EmulatorHarness` runs the suite on the local emulator for the built-in backends.
+:class:`EmulatorHarness` runs the suite on the local emulator for the emulated backends,
+:class:`MemoryHarness` on the in-memory reference backend (:mod:`sessionkit.testing.memory`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
 import sessionkit
-from sessionkit.errors import InvalidConfigError, SessionFailedError, WaitTimeoutError
+from sessionkit.backends.base import Backend, Capabilities
+from sessionkit.errors import (
+    InvalidConfigError,
+    ServiceError,
+    SessionFailedError,
+    StatementFailedError,
+    WaitTimeoutError,
+)
 from sessionkit.models import Workers
 from sessionkit.session import Session
-from sessionkit.states import SessionState
-from sessionkit.testing.emulator import Emulator
+from sessionkit.states import SessionState, StatementState
 
-__all__ = ["EmulatorHarness", "Harness", "SessionConformance"]
+if TYPE_CHECKING:
+    from sessionkit.testing.emulator import Emulator
+    from sessionkit.testing.memory import MemoryService
 
-ROLE = "arn:aws:iam::123456789012:role/SessionkitConformance"
+__all__ = ["EmulatorHarness", "Harness", "MemoryHarness", "SessionConformance"]
+
+#: A valid value of each portable field, for "a field the backend does not support".
+SAMPLE_VALUES: Mapping[str, Any] = {
+    "description": "sessionkit conformance",
+    "idle_timeout": timedelta(minutes=30),
+    "max_duration": timedelta(hours=1),
+    "spark_conf": {"spark.sql.shuffle.partitions": "8"},
+    "tags": {"purpose": "conformance"},
+    "workers": Workers(count=2, type="standard"),
+    "max_dpus": 4.0,
+    "runtime_version": "1.0",
+    "spark_connect": True,
+}
+
+
+def _backend_class(name: str) -> type[Backend] | None:
+    from sessionkit._registry import get_backend
+
+    factory = get_backend(name)
+    return factory if isinstance(factory, type) else None
 
 
 class Harness:
@@ -45,28 +78,47 @@ class Harness:
 
     Attributes:
         backend: The registry name of the backend under test.
-        unsupported: A ``SessionConfig`` field and value the backend must reject, or ``None``.
+        unsupported: A ``SessionConfig`` field and value the backend must reject; by default
+            the first field of :data:`SAMPLE_VALUES` missing from the backend's
+            ``supported_fields`` (``None``: it supports them all).
         can_script_failures: Whether :meth:`fail_next_start` works.
         can_delay_start: Whether sessions take (virtual) time to start, so a short timeout
             can run out.
         settles_stop: Whether stopped sessions reach a terminal state (moto's never do).
         can_throttle: Whether :meth:`throttle_describes` works.
+        runs_python: Whether statements run plain Python (``print(6 * 7)`` prints 42).
     """
 
     backend: ClassVar[str]
-    unsupported: ClassVar[tuple[str, Any] | None] = None
     can_script_failures: ClassVar[bool] = False
     can_delay_start: ClassVar[bool] = False
     settles_stop: ClassVar[bool] = True
     can_throttle: ClassVar[bool] = False
+    runs_python: ClassVar[bool] = False
+
+    @property
+    def unsupported(self) -> tuple[str, Any] | None:
+        """A portable field and value the backend under test must reject, or ``None``."""
+        cls = _backend_class(self.backend)
+        supported = cls.supported_fields if cls is not None else frozenset(SAMPLE_VALUES)
+        for field, value in SAMPLE_VALUES.items():
+            if field not in supported:
+                return field, value
+        return None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the backend under test declares it can do."""
+        cls = _backend_class(self.backend)
+        return cls.capabilities if cls is not None else Capabilities()
 
     def connection(self) -> dict[str, Any]:
-        """Connection and location keywords (``client=``, ``poll_policy=``, ``work_group=``...)."""
+        """Connection and location keywords (``client=``, ``poll_policy=``, ...)."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
-        """The smallest valid configuration for ``open_session``."""
-        return {"role": ROLE}
+        """The smallest valid configuration for ``open_session`` (the identity, if needed)."""
+        return {}
 
     def calls(self) -> int:
         """How many service calls were made so far (for 'zero calls' checks)."""
@@ -77,7 +129,7 @@ class Harness:
         raise NotImplementedError
 
     def throttle_describes(self, count: int) -> None:
-        """Throttle the next ``count`` describe calls."""
+        """Throttle the next ``count`` calls made while waiting."""
         raise NotImplementedError
 
     def alive(self) -> list[str] | None:
@@ -89,45 +141,24 @@ class Harness:
 
 
 class EmulatorHarness(Harness):
-    """Runs the suite on :class:`~sessionkit.testing.Emulator` for a built-in backend.
+    """Runs the suite on :class:`~sessionkit.testing.Emulator` for an emulated backend.
 
     Args:
-        backend: ``"glue"``, ``"emr-serverless"`` or ``"athena"``.
+        backend: A name from :func:`sessionkit.testing.emulator.emulated_backends`.
         emulator: The emulator; a fresh one if not given.
     """
 
     can_script_failures = True
     can_delay_start = True
     can_throttle = True
-
-    _SERVICES: ClassVar[dict[str, str]] = {
-        "glue": "glue",
-        "emr-serverless": "emr-serverless",
-        "athena": "athena",
-        "dataproc": "dataproc",
-        "emr": "emr",
-    }
-    # Glue translates every portable field, so it has nothing to reject.
-    _UNSUPPORTED: ClassVar[dict[str, tuple[str, Any] | None]] = {
-        "glue": None,
-        "emr-serverless": ("workers", Workers(count=2, type="G.1X")),
-        "athena": ("max_duration", "1h"),
-        "dataproc": ("workers", Workers(count=2, type="standard")),
-        "emr": ("max_dpus", 4.0),
-    }
-    _DESCRIBE: ClassVar[dict[str, tuple[str, ...]]] = {
-        "glue": ("GetSession",),
-        "emr-serverless": ("GetSession",),
-        "athena": ("GetSession", "GetSessionStatus"),
-        "dataproc": ("GetSession",),
-        "emr": ("GetSession",),
-    }
+    runs_python = True
 
     def __init__(self, backend: str, emulator: Emulator | None = None) -> None:
+        from sessionkit.testing.emulator import Emulator
+
         self.backend = backend  # type: ignore[misc]
         self.emulator = emulator or Emulator()
-        self.service = self._SERVICES[backend]
-        self.unsupported = self._UNSUPPORTED[backend]  # type: ignore[misc]
+        self.service = backend
         self._keywords = self.emulator.keywords(backend, location="conformance")
 
     def connection(self) -> dict[str, Any]:
@@ -135,7 +166,7 @@ class EmulatorHarness(Harness):
         return {**self._keywords, "poll_policy": self.emulator.poll_policy()}
 
     def config(self) -> dict[str, Any]:
-        """The smallest valid configuration: a role the emulated service accepts."""
+        """The smallest valid configuration: an identity the emulated service accepts."""
         return {"role": self.emulator.role(self.backend)}
 
     def calls(self) -> int:
@@ -144,18 +175,67 @@ class EmulatorHarness(Harness):
 
     def fail_next_start(self, reason: str) -> None:
         """Script the next session to fail one virtual second after it was created."""
-        self.emulator.service(self.service).script_next("FAILED", after=1.0, reason=reason)
+        service = self.emulator.service(self.service)
+        cls = _backend_class(self.backend)
+        state_map = cls.state_map if cls is not None else {}
+        failed = [s for s in service.scriptable if state_map.get(s) is SessionState.FAILED]
+        service.script_next(failed[0] if failed else "FAILED", after=1.0, reason=reason)
 
     def throttle_describes(self, count: int) -> None:
-        """Inject ``count`` throttling answers on the describe calls."""
-        self.emulator.inject(
-            "throttle", service=self.service, operations=self._DESCRIBE[self.backend], count=count
-        )
+        """Inject ``count`` throttling answers into the service's calls."""
+        self.emulator.inject("throttle", service=self.service, count=count)
 
     def alive(self) -> list[str]:
         """Sessions the emulator still runs."""
         self.emulator.clock.advance(600)
         return self.emulator.alive_sessions().get(self.service, [])
+
+
+class MemoryHarness(Harness):
+    """Runs the suite on the in-memory reference backend (registered as ``"memory"``).
+
+    Args:
+        service: The :class:`~sessionkit.testing.memory.MemoryService`; a fresh one if not
+            given.
+    """
+
+    backend: ClassVar[str] = "memory"
+    can_script_failures = True
+    can_delay_start = True
+    can_throttle = True
+    runs_python = True
+
+    def __init__(self, service: MemoryService | None = None) -> None:
+        from sessionkit.testing import memory
+
+        memory.register()
+        self.service = service or memory.MemoryService()
+        self.namespace = self.service.add_namespace("conformance")
+
+    def connection(self) -> dict[str, Any]:
+        """The service, the namespace and a policy on the service's virtual clock."""
+        return {
+            "service": self.service,
+            "namespace": self.namespace,
+            "poll_policy": self.service.poll_policy(),
+        }
+
+    def calls(self) -> int:
+        """Calls the service received."""
+        return self.service.call_count()
+
+    def fail_next_start(self, reason: str) -> None:
+        """Script the next session to fail one virtual second after it was created."""
+        self.service.script_next("failed", after=1.0, reason=reason)
+
+    def throttle_describes(self, count: int) -> None:
+        """Throttle the next ``count`` describe calls."""
+        self.service.inject("throttle", operations=["get"], count=count)
+
+    def alive(self) -> list[str]:
+        """Sessions still running, once stop requests have had time to finish."""
+        self.service.clock.advance(600)
+        return self.service.alive()
 
 
 class SessionConformance:
@@ -301,7 +381,7 @@ class SessionConformance:
             pytest.skip("sessions start instantly here")
         before = set(harness.alive() or [])
         with pytest.raises(WaitTimeoutError) as caught:
-            self._open(harness, timeout=0.5)
+            self._open(harness, timeout=timedelta(seconds=0.5))
         assert isinstance(caught.value, TimeoutError)
         assert caught.value.info is not None
         assert not caught.value.info.state.is_terminal
@@ -350,3 +430,40 @@ class SessionConformance:
         alive = harness.alive()
         if alive is not None:
             assert session.id not in alive
+
+    # -- statements, delete: only where the backend declares them -------------------------------
+
+    def test_run_returns_the_output(self, harness: Harness) -> None:
+        """run() waits for the statement and returns its output."""
+        if not harness.capabilities.statements:
+            pytest.skip("the backend has no statement API")
+        if not harness.runs_python:
+            pytest.skip("the harness's statements do not run plain Python")
+        with self._open(harness) as session:
+            result = session.run("print(6 * 7)")
+            assert result.state is StatementState.SUCCEEDED
+            if result.output is not None:
+                assert result.output.strip() == "42"
+
+    def test_failing_statement_raises(self, harness: Harness) -> None:
+        """Code that raises ends in StatementFailedError carrying a FAILED result."""
+        if not harness.capabilities.statements:
+            pytest.skip("the backend has no statement API")
+        if not harness.runs_python:
+            pytest.skip("the harness's statements do not run plain Python")
+        with self._open(harness) as session:
+            with pytest.raises(StatementFailedError) as caught:
+                session.run("raise ValueError('conformance')")
+            assert caught.value.result.state is StatementState.FAILED
+
+    def test_stop_and_delete(self, harness: Harness) -> None:
+        """stop(delete=True) waits for STOPPED, then the session can no longer be attached."""
+        if not harness.capabilities.delete:
+            pytest.skip("the backend keeps no session record to delete")
+        if not harness.settles_stop:
+            pytest.skip("this implementation never finishes stopping")
+        session = self._open(harness)
+        info = session.stop(delete=True)
+        assert info.state is SessionState.STOPPED
+        with pytest.raises(ServiceError):
+            sessionkit.attach_session(harness.backend, session.id, **harness.connection())

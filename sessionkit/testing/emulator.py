@@ -348,7 +348,7 @@ class Emulator:
         Every emulated service that runs code or hands out endpoints is switched over: ``run()``
         executes the code against ``server`` with ``spark`` bound, and ``endpoint()`` returns
         the server's URL and token, so ``Session.spark()`` connects to it. Needs the ``spark``
-        extra (``pip install 'sessionkit[spark]'``) and Java; see
+        extra (``pip install 'sessionkit-spark[spark]'``) and Java; see
         :mod:`sessionkit.testing.spark`.
 
         Args:

@@ -1,6 +1,6 @@
 """Real Spark behind the emulator: a local Spark Connect server and an executor that uses it.
 
-Needs the ``spark`` extra (``pip install 'sessionkit[spark]'``: PySpark 4 with its bundled
+Needs the ``spark`` extra (``pip install 'sessionkit-spark[spark]'``: PySpark 4 with its bundled
 Spark jars and Spark Connect server) and Java 17 or newer. Importing this module needs neither;
 they are looked for when a server starts or an executor is made.
 
@@ -59,7 +59,7 @@ __all__ = ["RECIPE_METADATA", "LocalSparkConnect", "SparkConnectProxy", "attach"
 
 logger = logging.getLogger(__name__)
 
-_INSTALL_HINT = "pip install 'sessionkit[spark]'"
+_INSTALL_HINT = "pip install 'sessionkit-spark[spark]'"
 _SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 #: Environment variables that would turn the server's own PySpark into a Connect client, or
 #: point it at another Spark installation than the one the client came with.

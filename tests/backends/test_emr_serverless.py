@@ -810,19 +810,6 @@ def test_conflict_on_a_retried_start_is_retried_not_raised(stubbed: Any) -> None
     assert backend._start(prepared, attempt=3).id == "s0abc"
 
 
-def test_attach_describes_and_does_not_own(emulator: Emulator, app: str) -> None:
-    with _open(emulator, app) as session:
-        attached = sessionkit.attach_session(
-            "emr-serverless",
-            session.id,
-            application_id=app,
-            client=emulator.client("emr-serverless"),
-            poll_policy=emulator.poll_policy(),
-        )
-        assert attached.info.state is SessionState.READY
-        assert not attached.owned
-
-
 def test_start_whose_answers_were_all_lost_is_replayed_and_terminated(
     emulator: Emulator, app: str
 ) -> None:

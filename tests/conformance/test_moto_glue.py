@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import boto3
+import moto
 import pytest
 
-moto = pytest.importorskip("moto")
-
-import sessionkit  # noqa: E402
-from sessionkit.states import SessionState  # noqa: E402
-from sessionkit.testing import VirtualClock  # noqa: E402
-from sessionkit.testing.conformance import ROLE, Harness, SessionConformance  # noqa: E402
-from sessionkit.waiting import DEFAULT_POLL  # noqa: E402
+import sessionkit
+from sessionkit.states import SessionState
+from sessionkit.testing import VirtualClock
+from sessionkit.testing.conformance import Harness, SessionConformance
+from sessionkit.waiting import DEFAULT_POLL
+from tests.conftest import ROLE
 
 
 class MotoGlueHarness(Harness):
@@ -39,6 +39,9 @@ class MotoGlueHarness(Harness):
             "client": self.client,
             "poll_policy": DEFAULT_POLL.on(self.clock.monotonic, self.clock.sleep, self.clock.now),
         }
+
+    def config(self) -> dict[str, Any]:
+        return {"role": ROLE}
 
     def calls(self) -> int:
         return self._calls

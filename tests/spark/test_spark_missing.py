@@ -15,7 +15,7 @@ from sessionkit.testing import Emulator, python_executor
 from sessionkit.testing.spark import LocalSparkConnect, spark_executor
 
 ROLE = "arn:aws:iam::123456789012:role/SessionkitSpark"
-EXTRA = "pip install 'sessionkit[spark]'"
+EXTRA = "pip install 'sessionkit-spark[spark]'"
 
 
 @pytest.fixture

@@ -24,7 +24,13 @@ import botocore.exceptions
 from botocore.config import Config
 
 from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
-from sessionkit.backends.base import PreparedStart, idle_timeout_of, lifecycle_tags, malformed
+from sessionkit.backends.base import (
+    Capabilities,
+    PreparedStart,
+    idle_timeout_of,
+    lifecycle_tags,
+    malformed,
+)
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState, normalize_state
@@ -377,6 +383,10 @@ class AthenaBackend(AwsBackend):
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        statements=True, spark_connect=True, server_side_state_filter=True, tags=True
+    )
+    cli_fields: ClassVar[tuple[str, ...]] = (*AwsBackend.cli_fields, "work_group")
     statement_states: ClassVar[Mapping[str, StatementState]] = CALCULATION_STATES
 
     def __init__(

@@ -493,6 +493,12 @@ class AwsBackend(Backend):
         "profile",
         "endpoint_url",
     )
+    #: The connection keywords that take a plain string, offered as CLI options.
+    cli_fields: ClassVar[tuple[str, ...]] = ("region", "profile", "endpoint_url")
+    cli_aliases: ClassVar[Mapping[str, str]] = {"boto3_session": "profile", "client": "profile"}
+    config_error_codes: ClassVar[frozenset[str]] = frozenset(
+        {"NoCredentials", "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"}
+    )
 
     def __init__(
         self,

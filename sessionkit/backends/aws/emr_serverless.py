@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
 from sessionkit.backends.base import (
     START_TOKEN_TAG,
+    Capabilities,
     PreparedStart,
     idle_timeout_of,
     lifecycle_tags,
@@ -280,6 +281,10 @@ class EmrServerlessBackend(AwsBackend):
     extra_fields: ClassVar[tuple[str, ...]] = ("start_application",)
     supported_fields: ClassVar[frozenset[str]] = frozenset(TRANSLATION)
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        spark_connect=True, server_side_state_filter=True, tags=True
+    )
+    cli_fields: ClassVar[tuple[str, ...]] = (*AwsBackend.cli_fields, "application_id")
 
     def __init__(
         self,

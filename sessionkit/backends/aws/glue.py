@@ -21,6 +21,7 @@ from sessionkit.backends.aws.common import (
 )
 from sessionkit.backends.base import (
     START_TOKEN_TAG,
+    Capabilities,
     PreparedStart,
     idle_timeout_of,
     lifecycle_tags,
@@ -283,6 +284,9 @@ class GlueBackend(AwsBackend):
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        statements=True, spark_connect=True, delete=True, tags=True
+    )
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``CreateSession`` request; the Id is the idempotency key.

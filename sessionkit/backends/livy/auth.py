@@ -140,7 +140,7 @@ def entra_id(scope: str, credential: Any = None) -> BearerAuth:
         except ImportError as exc:
             raise InvalidConfigError(
                 "auth",
-                "Entra ID auth needs azure-identity: pip install 'sessionkit[azure]' "
+                "Entra ID auth needs azure-identity: pip install 'sessionkit-spark[azure]' "
                 "(or pass credential=...)",
             ) from exc
         credential = DefaultAzureCredential()
