@@ -110,6 +110,22 @@ def _fraction(instance: Any, attribute: attrs.Attribute[Any], value: float) -> N
         raise ValueError(f"{attribute.name} must be in [0, 1), got {value!r}")
 
 
+def _grown(first: float, multiplier: float, cap: float, steps: int) -> float:
+    """``min(cap, first * multiplier ** steps)``, finite for any number of steps.
+
+    The exponent is clamped where the cap is reached (growth) or where the float underflows
+    (decay), so a wait of any length never computes ``multiplier ** n`` past float range.
+    """
+    if steps <= 0 or multiplier == 1.0 or first >= cap and multiplier > 1.0:
+        return min(cap, first)
+    if multiplier > 1.0:
+        # The smallest exponent at which the cap is reached; beyond it the value is the cap.
+        steps = min(steps, math.ceil(math.log(cap / first) / math.log(multiplier)) + 1)
+    else:
+        steps = min(steps, 4096)
+    return min(cap, first * multiplier**steps)
+
+
 def _optional_timeout(value: Any) -> timedelta | None:
     return None if value is None else to_timedelta(value, field="timeout")
 
@@ -256,7 +272,7 @@ class PollPolicy:
         Returns:
             Seconds to sleep.
         """
-        base: float = min(self.cap, self.first * self.multiplier ** max(0, attempt))
+        base = _grown(self.first, self.multiplier, self.cap, max(0, attempt))
         return base * (1.0 - self.jitter * self.rng.random())
 
     def first_interval(self) -> float:
@@ -265,7 +281,7 @@ class PollPolicy:
 
     def retry_interval(self, attempt: int) -> float:
         """The pause before retrying a failed call for the ``attempt``-th time (1-based)."""
-        base: float = min(self.retry_cap, self.retry_first * 2.0 ** max(0, attempt - 1))
+        base = _grown(self.retry_first, 2.0, self.retry_cap, max(0, attempt - 1))
         return base * (1.0 - self.jitter * self.rng.random())
 
     def on(
