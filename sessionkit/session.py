@@ -226,6 +226,8 @@ class Session:
                 info_of=lambda info: info or self._info,
                 initial=_initial,
                 backend=self._backend,
+                # From the start call on, the backend's ready-time prior sets the schedule.
+                prior=None if _initial is None else self._backend.ready_prior,
             )
         except (KeyboardInterrupt, SystemExit):
             # Ctrl-C (or SIGTERM under stop_on_sigterm) must not leave an owned session running.

@@ -16,7 +16,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 KEYS = {
-    "readiness": {"policy"},
+    "readiness": {"backends", "targets_met"},
     "fleet": {
         "sessions",
         "calls_per_second",
@@ -51,6 +51,9 @@ def test_every_benchmark_runs_quick_and_prints_json_last() -> None:
         assert len(lines) > 2, f"{name} printed no table"
         figures[name] = json.loads(lines[-1])
         assert KEYS[name] <= set(figures[name]), f"{name} lacks {KEYS[name] - set(figures[name])}"
-    for per_policy in figures["readiness"]["policy"].values():
-        for key in ("mean_lag_s", "p95_lag_s", "calls"):
-            assert set(per_policy[key]) == {"5", "30", "60", "120", "300", "600"}
+    readiness = figures["readiness"]["backends"]
+    assert set(readiness) == {"glue", "emr-serverless", "athena", "emr", "dataproc", "livy"}
+    for shapes in readiness.values():
+        for cell in shapes.values():
+            for schedule in ("sessionkit", "at once, then 1 s", "every 5 s", "sparkmagic 0.2-2 s"):
+                assert {"mean_lag_s", "calls", "frontier_calls", "ratio"} <= set(cell[schedule])

@@ -18,6 +18,7 @@ import attrs
 from sessionkit.errors import InvalidConfigError, NotSupportedError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult
 from sessionkit.states import SessionState
+from sessionkit.waiting import ReadyPrior
 
 if TYPE_CHECKING:
     from sessionkit.waiting import PollPolicy
@@ -60,6 +61,7 @@ class Backend(abc.ABC):
         supported_fields: The :class:`~sessionkit.SessionConfig` fields the backend translates.
         state_map: Native state string to :class:`~sessionkit.SessionState`.
         statement_states: Native statement state to :class:`~sessionkit.StatementState`.
+        ready_prior: The ready-time distribution the default start schedule is derived from.
     """
 
     name: ClassVar[str]
@@ -69,6 +71,11 @@ class Backend(abc.ABC):
     extra_fields: ClassVar[tuple[str, ...]] = ()
     supported_fields: ClassVar[frozenset[str]] = frozenset()
     state_map: ClassVar[Mapping[str, SessionState]] = {}
+    #: When this service's sessions typically become READY after the start call is answered;
+    #: the default start schedule is derived from it (see ``ReadyPrior.schedule``). Backends
+    #: declare their own, e.g. ``ready_prior = ReadyPrior.between(10, 120)``, or one of
+    #: ``sessionkit.waiting``'s ``EMR_ON_EC2_PRIOR``, ``DATAPROC_PRIOR``, ``LIVY_PRIOR``.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(5.0, 120.0)
 
     #: The caller's poll policy, set by ``open_session`` before the pre-flight, so a pre-flight
     #: that has to wait (EMR Serverless starting its application) polls on the caller's

@@ -65,9 +65,10 @@ def test_a_wait_of_ten_thousand_polls_keeps_its_cadence() -> None:
         calls[0] += 1
         return calls[0]
 
-    assert poll_until(
-        fetch, lambda n: n >= 10_000, policy=policy, timeout=None, describe=str
-    ) == 10_000
+    assert (
+        poll_until(fetch, lambda n: n >= 10_000, policy=policy, timeout=None, describe=str)
+        == 10_000
+    )
     assert all(0 < s <= STATEMENT_POLL.cap for s in sleeps)
     assert max(sleeps[-100:]) > STATEMENT_POLL.cap * (1 - STATEMENT_POLL.jitter) - 1e-9
 

@@ -28,6 +28,7 @@ from sessionkit.backends.base import PreparedStart
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState, normalize_state
+from sessionkit.waiting import ReadyPrior
 
 __all__ = [
     "CALCULATION_STATES",
@@ -351,6 +352,8 @@ class AthenaBackend(AwsBackend):
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    #: Athena Spark sessions: ready within ~5-30 s.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(5.0, 30.0)
     statement_states: ClassVar[Mapping[str, StatementState]] = CALCULATION_STATES
 
     def __init__(

@@ -18,7 +18,7 @@ from sessionkit.backends.base import PreparedStart
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
 from sessionkit.states import SessionState, normalize_state
-from sessionkit.waiting import DEFAULT_POLL, poll_until
+from sessionkit.waiting import DEFAULT_POLL, ReadyPrior, poll_until
 
 __all__ = ["STATE_MAP", "TRANSLATION", "EmrServerlessBackend", "build_start_request"]
 
@@ -252,6 +252,8 @@ class EmrServerlessBackend(AwsBackend):
     extra_fields: ClassVar[tuple[str, ...]] = ("start_application",)
     supported_fields: ClassVar[frozenset[str]] = frozenset(TRANSLATION)
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    #: EMR Serverless sessions on a started application: ready within ~20-180 s.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(20.0, 180.0)
 
     def __init__(
         self,

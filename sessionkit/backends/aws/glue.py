@@ -16,6 +16,7 @@ from sessionkit.backends.base import PreparedStart
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState, normalize_state
+from sessionkit.waiting import ReadyPrior
 
 __all__ = ["GLUE_STATEMENT_STATES", "STATE_MAP", "GlueBackend"]
 
@@ -210,6 +211,8 @@ class GlueBackend(AwsBackend):
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    #: Glue interactive sessions: ready within ~5-60 s.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(5.0, 60.0)
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``CreateSession`` request; the Id is the idempotency key."""
