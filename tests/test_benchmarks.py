@@ -25,7 +25,7 @@ KEYS = {
         "baseline_p95_lag_s",
     },
     "overhead": {"ratio"},
-    "statements": {"mean_lag_s", "baseline_mean_lag_s"},
+    "statements": {"mean_lag_s", "calls", "frontier_calls", "ratio", "baseline_mean_lag_s"},
     "import_time": {"import_ms", "deps_import_ms", "boto3_imported", "tenacity_imported"},
     "faults": {"duplicates", "leaked", "untyped", "cells"},
 }
