@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from sessionkit.errors import (
     ServiceError,
-    SessionFailedError,
     StatementFailedError,
     ThrottledError,
 )
@@ -23,40 +22,15 @@ from sessionkit.waiting import (
     PollPolicy,
     call_with_retries,
     poll_until,
+    readiness_failure,
 )
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend
 
-__all__ = ["Session"]
+__all__ = ["Session", "readiness_failure"]
 
 logger = logging.getLogger(__name__)
-
-#: States in which waiting for READY ends at once with SessionFailedError.
-_FAIL_FAST = frozenset(
-    {
-        SessionState.FAILED,
-        SessionState.TIMED_OUT,
-        SessionState.DEGRADED,
-        SessionState.STOPPING,
-        SessionState.STOPPED,
-    }
-)
-
-
-def readiness_failure(info: SessionInfo) -> SessionFailedError | None:
-    """The error that ends a wait for READY in this state, or ``None`` to keep waiting.
-
-    Every wait for READY (one session or a fleet) fails fast through this one rule.
-    """
-    if info.state not in _FAIL_FAST:
-        return None
-    return SessionFailedError(
-        f"{info.backend} session {info.id} is {info.state.value} "
-        f"({info.native_state}){': ' + info.reason if info.reason else ''}",
-        info=info,
-    )
-
 
 #: A fresh endpoint is fetched when the cached token expires within this margin.
 _ENDPOINT_MARGIN = timedelta(minutes=1)

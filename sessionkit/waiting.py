@@ -80,30 +80,52 @@ from typing import Any, TypeVar
 
 import attrs
 
-from sessionkit.errors import InvalidConfigError, ServiceError, WaitTimeoutError
-from sessionkit.models import to_timedelta
+from sessionkit.errors import (
+    InvalidConfigError,
+    ServiceError,
+    SessionFailedError,
+    WaitTimeoutError,
+)
+from sessionkit.models import SessionInfo, to_timedelta
+from sessionkit.states import SessionState
 
 __all__ = [
     "DATAPROC_PRIOR",
     "DEFAULT_POLL",
     "EMR_ON_EC2_PRIOR",
     "LIVY_PRIOR",
+    "MAX_PAGES",
     "STATEMENT_POLL",
     "STATEMENT_PRIOR",
     "CallBudget",
+    "PageGuard",
     "PollPolicy",
     "ReadyPrior",
     "StartSchedule",
     "Terminated",
     "call_with_retries",
+    "clamp_to_deadline",
     "poll_until",
+    "readiness_failure",
     "spend_call",
     "stop_on_sigterm",
+    "timeout_message",
 ]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: States in which waiting for READY ends at once with SessionFailedError.
+_FAIL_FAST = frozenset(
+    {
+        SessionState.FAILED,
+        SessionState.TIMED_OUT,
+        SessionState.DEGRADED,
+        SessionState.STOPPING,
+        SessionState.STOPPED,
+    }
+)
 
 
 def _utcnow() -> datetime:
@@ -622,6 +644,85 @@ STATEMENT_POLL = PollPolicy(
 )
 
 
+#: The most pages one listing may read before sessionkit gives up on it as endless.
+MAX_PAGES = 10_000
+
+
+class PageGuard:
+    """Stops a listing that would never end: a repeated page token, or too many pages.
+
+    One guard per pass over a list call (``list_sessions``, one round of ``wait_all``).
+
+    Args:
+        what: Words for the error, e.g. ``"list glue sessions"``.
+        max_pages: The most pages the pass may read.
+    """
+
+    def __init__(self, what: str, max_pages: int = MAX_PAGES) -> None:
+        self._what = what
+        self._max = max_pages
+        self._seen: set[str] = set()
+        self.pages = 0
+
+    def next(self, token: str | None) -> str | None:
+        """Check the token a page returned; return it when the pass may go on.
+
+        Raises:
+            ServiceError: When the token repeats one already seen in this pass, or when the
+                pass has read ``max_pages`` pages (not retryable: the service's listing would
+                loop forever).
+        """
+        self.pages += 1
+        if not token:
+            return None
+        if token in self._seen:
+            raise ServiceError(
+                f"{self._what}: the service returned a page token it had already returned "
+                f"(after {self.pages} pages); its listing would never end",
+                code="RepeatedNextToken",
+                retryable=False,
+            )
+        if self.pages >= self._max:
+            raise ServiceError(
+                f"{self._what}: gave up after {self.pages} pages; the service's listing does "
+                "not end",
+                code="TooManyPages",
+                retryable=False,
+            )
+        self._seen.add(token)
+        return token
+
+
+def clamp_to_deadline(pause: float, deadline: float | None, clock: Callable[[], float]) -> float:
+    """Cut a pause so it ends at ``deadline`` at the latest (never negative).
+
+    Every wait (one session, a statement, a fleet) clamps its last sleep through this, so the
+    final poll lands on the deadline.
+    """
+    if deadline is not None:
+        pause = max(0.0, min(pause, deadline - clock()))
+    return pause
+
+
+def timeout_message(limit: timedelta | None, what: str) -> str:
+    """The one format of a wait's timeout message: ``timed out after <limit>: <what>``."""
+    return f"timed out after {limit}: {what}"
+
+
+def readiness_failure(info: SessionInfo) -> SessionFailedError | None:
+    """The error that ends a wait for READY in this state, or ``None`` to keep waiting.
+
+    Every wait for READY (one session or a fleet) fails fast through this one rule.
+    """
+    if info.state not in _FAIL_FAST:
+        return None
+    return SessionFailedError(
+        f"{info.backend} session {info.id} is {info.state.value} "
+        f"({info.native_state}){': ' + info.reason if info.reason else ''}",
+        info=info,
+    )
+
+
 class _NotYet(Exception):
     """Internal signal: the awaited condition does not hold yet."""
 
@@ -682,9 +783,7 @@ def poll_until(
     fetched_at = [0.0]
 
     def clamp(pause: float) -> float:
-        if deadline is not None:
-            pause = max(0.0, min(pause, deadline - policy.clock()))
-        return pause
+        return clamp_to_deadline(pause, deadline, policy.clock)
 
     def attempt() -> T:
         if polls[0] == 0 and initial is not None:
@@ -743,10 +842,10 @@ def poll_until(
         if not exc.retryable:
             raise
         raise WaitTimeoutError(
-            f"timed out after {limit}: {describe(last[0])} (last error: {exc})",
+            timeout_message(limit, f"{describe(last[0])} (last error: {exc})"),
             info=info_of(last[0]),
         ) from exc
-    raise WaitTimeoutError(f"timed out after {limit}: {describe(last[0])}", info=info_of(last[0]))
+    raise WaitTimeoutError(timeout_message(limit, describe(last[0])), info=info_of(last[0]))
 
 
 def call_with_retries(

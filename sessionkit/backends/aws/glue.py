@@ -258,12 +258,24 @@ class GlueBackend(AwsBackend):
     def _list_page(
         self, states: frozenset[SessionState] | None, token: str | None
     ) -> tuple[list[SessionInfo], str | None]:
+        records, following = self._list_records(states, token)
+        return [session_info(r) for r in records], following
+
+    def _list_records(
+        self, states: frozenset[SessionState] | None, token: str | None
+    ) -> tuple[list[Any], str | None]:
         # Glue cannot filter by state; the caller filters. Pages carry full records.
         params: dict[str, Any] = {"MaxResults": 1000}
         if token:
             params["NextToken"] = token
         page = self._call("list_sessions", **params)
-        return [session_info(r) for r in page.get("Sessions", [])], page.get("NextToken") or None
+        return list(page.get("Sessions") or []), page.get("NextToken") or None
+
+    def _record_id(self, record: Any) -> str:
+        return str(record.get("Id", ""))
+
+    def _record_info(self, record: Any) -> SessionInfo:
+        return session_info(record)
 
     def _run(self, session_id: str, code: str) -> str:
         return str(self._call("run_statement", SessionId=session_id, Code=code)["Id"])
