@@ -21,7 +21,7 @@ import random
 import sys
 import time
 
-from _common import ROLE, arguments, emit, mean, percentile, table
+from _common import ROLE, TARGET_MISSED, arguments, emit, mean, percentile, table
 from readiness import Frontier, fixed_trial, uniform
 
 import sessionkit
@@ -101,7 +101,7 @@ def main() -> None:
         }
     )
     if not met:
-        sys.exit(1)
+        sys.exit(TARGET_MISSED)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,8 @@ class _Group:
         # Whether the plain (unfiltered) listing is still tried first: it is the cheapest while
         # every awaited session fits its first page.
         self.unfiltered = True
+        # Records of sessions nobody awaits in the last listing pass.
+        self.unawaited = 0
         self.list_ok = True
 
 
@@ -385,7 +387,11 @@ class FleetPoller:
                         by_id = self._list(
                             group, by_id, None, "pages", max_pages=2 if filters else None
                         )
-                        group.unfiltered = group.pages <= 1 and not by_id
+                        # Stay with it only while most of what it returns is awaited: records
+                        # nobody awaits cost parsing (the filtered listing skips them).
+                        group.unfiltered = (
+                            group.pages <= 1 and not by_id and group.unawaited <= len(awaited)
+                        )
                     if by_id and group.backend.list_filters_states:
                         by_id = self._list(group, by_id, self._changing, "pages")
                         # Those no longer listed as changing have moved on: list where they
@@ -432,13 +438,16 @@ class FleetPoller:
             spend_call(backend, self._policy)
             self._calls += 1
             records, token = backend._list_records(states, token)
+            unawaited = len(records)
             for record in records:
                 sessions = remaining.pop(backend._record_id(record), None)
                 if sessions:
+                    unawaited -= 1
                     info = backend._record_info(record)
                     for session in sessions:
                         session._update(info)
                         self._fresh.add(id(session))
+            group.unawaited = unawaited if guard.pages == 0 else group.unawaited + unawaited
             token = guard.next(token)
             if not remaining or token is None:
                 break

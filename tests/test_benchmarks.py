@@ -46,7 +46,8 @@ def test_every_benchmark_runs_quick_and_prints_json_last() -> None:
     figures: dict[str, dict[str, Any]] = {}
     for name, process in running.items():
         out, err = process.communicate(timeout=90)
-        assert process.returncode == 0, f"{name}: {err[-2000:]}"
+        # 3: ran, and a target does not hold (benchmarks measure; the suite does not judge).
+        assert process.returncode in (0, 3), f"{name}: {err[-2000:]}"
         lines = out.strip().splitlines()
         assert len(lines) > 2, f"{name} printed no table"
         figures[name] = json.loads(lines[-1])
