@@ -10,9 +10,16 @@ client may make, and which clock and sleep to use. Policies are frozen values: p
 
 | policy | used by | schedule | timeout |
 |---|---|---|---|
-| `DEFAULT_POLL` | session waits | first within 1 s, then x1.5 up to 10 s | 20 min |
-| `STATEMENT_POLL` | `Session.run` | first after 50 ms, then x1.4 up to 2 s | none |
+| `DEFAULT_POLL` | session waits | the backend's prior; else 1 s, x1.5 up to 10 s | 20 min |
+| `STATEMENT_POLL` | `Session.run` | the schedule of `STATEMENT_PRIOR`, gaps up to 2 s | none |
 | `sessionkit.fleet.FLEET_POLL` | `wait_all` | a round every 1 to 1.5 s | 20 min |
+
+A wait that starts at a start call (``open_session``, ``Session.run``) follows a
+[`ReadyPrior`][sessionkit.waiting.ReadyPrior]: the backend's ``ready_prior`` (or the policy's
+``prior``) says when readiness becomes likely and :meth:`ReadyPrior.schedule` derives planned
+poll times from it (no calls where readiness is improbable, gaps that shrink as it becomes
+likely, capped, jittered by the policy's ``rng``); ``follow_prior=False`` turns that off. Every
+schedule stays finite for any number of polls.
 
 Jitter only ever shortens an interval, so the detection lag of a wait never exceeds the
 policy's `cap`, and many waits started together drift apart instead of calling in step. Every
