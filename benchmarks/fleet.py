@@ -156,8 +156,8 @@ def main() -> None:
         others=(int, 10_000, "other sessions in the location"),
         backends=(str, ",".join(RANGES), "backends, comma-separated"),
     )
-    sizes = [10, 20] if args.quick else [int(n) for n in args.sizes.split(",")]
-    others = 100 if args.quick else args.others
+    sizes = [10] if args.quick else [int(n) for n in args.sizes.split(",")]
+    others = 50 if args.quick else args.others
     backends = args.backends.split(",")
     started = time.perf_counter()
     results = []

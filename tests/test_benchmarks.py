@@ -33,7 +33,7 @@ KEYS = {
 
 @pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="the benchmarks are not in this tree")
 def test_every_benchmark_runs_quick_and_prints_json_last() -> None:
-    # Started together: on two cores the six take about 10 s in all.
+    # Started together: on two idle cores the six take about 40 s in all.
     running = {
         name: subprocess.Popen(
             [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick"],
@@ -45,7 +45,8 @@ def test_every_benchmark_runs_quick_and_prints_json_last() -> None:
     }
     figures: dict[str, dict[str, Any]] = {}
     for name, process in running.items():
-        out, err = process.communicate(timeout=90)
+        # A safety net against a hung script, not a timing assertion (two shared cores).
+        out, err = process.communicate(timeout=600)
         # 3: ran, and a target does not hold (benchmarks measure; the suite does not judge).
         assert process.returncode in (0, 3), f"{name}: {err[-2000:]}"
         lines = out.strip().splitlines()
