@@ -127,6 +127,14 @@ _LISTED_WHEN_READY = frozenset({SessionState.READY, SessionState.BUSY})
 _LISTED_WHILE_STOPPING = frozenset(state for state in SessionState if state.is_alive)
 
 
+#: Records nobody awaits that one plain list page may carry before the fleet filters instead
+#: (parsing a few is cheaper than the filtered pass and a describe per settled session).
+_PLAIN_SLACK = 50
+
+#: At most this many rounds in a row list only the settled sessions before a full pass over
+#: the starting ones (which sees failures).
+_FULL_PASS_EVERY = 3
+
 #: Errors of a listing that would never end: raised, not a reason to describe instead.
 _ENDLESS = frozenset({"RepeatedNextToken", "TooManyPages"})
 
@@ -152,6 +160,10 @@ class _Group:
         self.pages = 1
         # The same for the listing of sessions that have settled (READY or BUSY).
         self.settled_pages = 1
+        # Pages of the last filtered pass over the starting sessions.
+        self.starting_pages = 1
+        # Rounds in a row that listed only the settled sessions.
+        self.settled_rounds = 0
         # Whether the plain (unfiltered) listing is still tried first: it is the cheapest while
         # every awaited session fits its first page.
         self.unfiltered = True
@@ -390,14 +402,31 @@ class FleetPoller:
                         # Stay with it only while most of what it returns is awaited: records
                         # nobody awaits cost parsing (the filtered listing skips them).
                         group.unfiltered = (
-                            group.pages <= 1 and not by_id and group.unawaited <= len(awaited)
+                            group.pages <= 1
+                            and not by_id
+                            and group.unawaited <= max(len(awaited), _PLAIN_SLACK)
                         )
                     if by_id and group.backend.list_filters_states:
-                        by_id = self._list(group, by_id, self._changing, "pages")
-                        # Those no longer listed as changing have moved on: list where they
-                        # went when that is cheaper than describing each.
-                        if len(by_id) > group.settled_pages and self._settled is not None:
-                            by_id = self._list(group, by_id, self._settled, "settled_pages")
+                        if (
+                            self._settled is not None
+                            and group.settled_pages < group.starting_pages
+                            and group.settled_rounds < _FULL_PASS_EVERY
+                        ):
+                            # Fewer sessions have settled than are still starting: list the
+                            # settled ones only (the newly READY show up there); the rest are
+                            # unchanged as far as this round knows. Every few rounds a full
+                            # pass over the starting ones catches failures.
+                            self._list(group, by_id, self._settled, "settled_pages")
+                            group.settled_rounds += 1
+                            by_id = {}
+                        else:
+                            group.settled_rounds = 0
+                            by_id = self._list(group, by_id, self._changing, "pages")
+                            group.starting_pages = group.pages
+                            # Those no longer listed as changing have moved on: list where
+                            # they went when that is cheaper than describing each.
+                            if len(by_id) > group.settled_pages and self._settled is not None:
+                                by_id = self._list(group, by_id, self._settled, "settled_pages")
                 except ServiceError as exc:
                     if _is_retryable(exc) or exc.code in _ENDLESS:
                         raise
