@@ -18,6 +18,9 @@ if str(ROOT) not in sys.path:
 
 ROLE = "arn:aws:iam::123456789012:role/SessionkitBenchmark"
 
+#: The exit status of a benchmark whose target does not hold (a crash exits with 1).
+TARGET_MISSED = 3
+
 
 def arguments(description: str, **extra: Any) -> argparse.Namespace:
     """Parse ``--quick`` (a fast run for smoke tests) and ``--seed``."""

@@ -22,7 +22,7 @@ from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import SessionConfig, SessionInfo, to_timedelta
 from sessionkit.session import ProgressCallback, Session, check_progress_callback
 from sessionkit.states import SessionState
-from sessionkit.waiting import DEFAULT_POLL, PollPolicy, call_with_retries
+from sessionkit.waiting import DEFAULT_POLL, PageGuard, PollPolicy, call_with_retries
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend, PreparedStart
@@ -260,7 +260,14 @@ def _states(
 def iter_pages(
     impl: Backend, states: frozenset[SessionState] | None, policy: PollPolicy
 ) -> Iterator[list[SessionInfo]]:
-    """Yield every page of the backend's list call, each page's call retried on its own."""
+    """Yield every page of the backend's list call, each page's call retried on its own.
+
+    Pages are fetched as they are consumed. A listing that would never end (the service
+    returning a page token it returned before, or more than
+    :data:`~sessionkit.waiting.MAX_PAGES` pages) raises
+    :class:`~sessionkit.errors.ServiceError` saying so.
+    """
+    guard = PageGuard(f"list {impl.name} sessions")
     token: str | None = None
     while True:
         page, token = call_with_retries(
@@ -270,7 +277,8 @@ def iter_pages(
             backend=impl,
         )
         yield page
-        if not token:
+        token = guard.next(token)
+        if token is None:
             return
 
 

@@ -55,9 +55,16 @@ from sessionkit.errors import (
     WaitTimeoutError,
 )
 from sessionkit.models import SessionInfo, to_timedelta
-from sessionkit.session import readiness_failure
 from sessionkit.states import SessionState
-from sessionkit.waiting import PollPolicy, spend_call
+from sessionkit.waiting import (
+    PageGuard,
+    PollPolicy,
+    _is_retryable,
+    clamp_to_deadline,
+    readiness_failure,
+    spend_call,
+    timeout_message,
+)
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend
@@ -108,9 +115,28 @@ class Outcome:
         return self.status == DONE
 
 
-#: What a fleet waiting for READY asks the list call for, where the service can filter: a
-#: session outside these states has failed, and a describe call tells how.
-_LISTED_WHILE_STARTING = frozenset(state for state in SessionState if state.is_alive)
+#: What a fleet waiting for READY asks the list call for (what can still change): a session
+#: not listed in these states has changed (READY, BUSY, failed), and a describe tells how.
+_LISTED_WHILE_STARTING = frozenset({SessionState.PENDING, SessionState.STARTING})
+
+#: Where sessions that left the starting states most likely went (listed when cheaper than
+#: describing each).
+_LISTED_WHEN_READY = frozenset({SessionState.READY, SessionState.BUSY})
+
+#: What a fleet waiting for STOPPED asks the list call for: every state that is not final.
+_LISTED_WHILE_STOPPING = frozenset(state for state in SessionState if state.is_alive)
+
+
+#: Records nobody awaits that one plain list page may carry before the fleet filters instead
+#: (parsing a few is cheaper than the filtered pass and a describe per settled session).
+_PLAIN_SLACK = 50
+
+#: At most this many rounds in a row list only the settled sessions before a full pass over
+#: the starting ones (which sees failures).
+_FULL_PASS_EVERY = 3
+
+#: Errors of a listing that would never end: raised, not a reason to describe instead.
+_ENDLESS = frozenset({"RepeatedNextToken", "TooManyPages"})
 
 
 def _until(until: SessionState | str) -> SessionState:
@@ -132,6 +158,17 @@ class _Group:
         # List pages needed last time to see every awaited session; a round lists when that
         # is fewer calls than describing the awaited sessions one by one.
         self.pages = 1
+        # The same for the listing of sessions that have settled (READY or BUSY).
+        self.settled_pages = 1
+        # Pages of the last filtered pass over the starting sessions.
+        self.starting_pages = 1
+        # Rounds in a row that listed only the settled sessions.
+        self.settled_rounds = 0
+        # Whether the plain (unfiltered) listing is still tried first: it is the cheapest while
+        # every awaited session fits its first page.
+        self.unfiltered = True
+        # Records of sessions nobody awaits in the last listing pass.
+        self.unawaited = 0
         self.list_ok = True
 
 
@@ -187,7 +224,13 @@ class FleetPoller:
                 group = self._groups[key] = _Group(session._backend)
             group.members.append(session)
             self._by_key.setdefault((key, session.id), session)
+        if self._target is SessionState.READY:
+            self._changing = _LISTED_WHILE_STARTING
+            self._settled: frozenset[SessionState] | None = _LISTED_WHEN_READY
+        else:
+            self._changing, self._settled = _LISTED_WHILE_STOPPING, None
         self._rounds = 0
+        self._round_started = 0.0
         self._calls = 0
         self._cond = threading.Condition()
         self._driver: threading.Thread | None = None
@@ -249,7 +292,10 @@ class FleetPoller:
             _running.add(self)
         pending = self.pending
         self._fresh.clear()
+        self._round_started = clock()
         for group in self._groups.values():
+            if self._past_deadline():
+                break
             awaited = [s for s in group.members if id(s) not in self._outcomes]
             if awaited:
                 self._refresh(group, awaited)
@@ -294,9 +340,10 @@ class FleetPoller:
                 yield from self.poll()
                 if not self.pending:
                     return
-                pause = policy.interval(self._rounds - 1)
-                if self._deadline is not None:
-                    pause = max(0.0, min(pause, self._deadline - policy.clock()))
+                # Rounds start on the schedule: the time a round took counts towards the pause.
+                spent = policy.clock() - self._round_started
+                pause = max(0.0, policy.interval(self._rounds - 1) - spent)
+                pause = clamp_to_deadline(pause, self._deadline, policy.clock)
                 self._driver = threading.current_thread()
                 policy.sleep(pause)
         except (KeyboardInterrupt, SystemExit):
@@ -334,6 +381,10 @@ class FleetPoller:
 
     # -- one round of one group --------------------------------------------------------------
 
+    def _past_deadline(self) -> bool:
+        # Strictly past: the final round, at the deadline itself, still makes its calls.
+        return self._deadline is not None and self._policy.clock() > self._deadline
+
     def _refresh(self, group: _Group, awaited: list[Session]) -> None:
         by_id: dict[str, list[Session]] = {}
         for session in awaited:
@@ -341,9 +392,43 @@ class FleetPoller:
         try:
             if group.list_ok and len(by_id) > group.pages:
                 try:
-                    by_id = self._list(group, by_id)
+                    if group.unfiltered or not group.backend.list_filters_states:
+                        # Every awaited session showed up on the first page of the plain
+                        # listing: one call a round, nothing cheaper. More pages: filter.
+                        filters = group.backend.list_filters_states
+                        by_id = self._list(
+                            group, by_id, None, "pages", max_pages=2 if filters else None
+                        )
+                        # Stay with it only while most of what it returns is awaited: records
+                        # nobody awaits cost parsing (the filtered listing skips them).
+                        group.unfiltered = (
+                            group.pages <= 1
+                            and not by_id
+                            and group.unawaited <= max(len(awaited), _PLAIN_SLACK)
+                        )
+                    if by_id and group.backend.list_filters_states:
+                        if (
+                            self._settled is not None
+                            and group.settled_pages < group.starting_pages
+                            and group.settled_rounds < _FULL_PASS_EVERY
+                        ):
+                            # Fewer sessions have settled than are still starting: list the
+                            # settled ones only (the newly READY show up there); the rest are
+                            # unchanged as far as this round knows. Every few rounds a full
+                            # pass over the starting ones catches failures.
+                            self._list(group, by_id, self._settled, "settled_pages")
+                            group.settled_rounds += 1
+                            by_id = {}
+                        else:
+                            group.settled_rounds = 0
+                            by_id = self._list(group, by_id, self._changing, "pages")
+                            group.starting_pages = group.pages
+                            # Those no longer listed as changing have moved on: list where
+                            # they went when that is cheaper than describing each.
+                            if len(by_id) > group.settled_pages and self._settled is not None:
+                                by_id = self._list(group, by_id, self._settled, "settled_pages")
                 except ServiceError as exc:
-                    if exc.retryable:
+                    if _is_retryable(exc) or exc.code in _ENDLESS:
                         raise
                     # Some roles may describe sessions but not list them: describe from now on.
                     logger.warning(
@@ -354,40 +439,64 @@ class FleetPoller:
                     group.list_ok = False
             self._describe(group, by_id)
         except ServiceError as exc:
-            if not exc.retryable:
+            if not _is_retryable(exc):
                 raise
             logger.info(
                 "polling %s sessions through a transient error: %s", group.backend.name, exc
             )
 
-    def _list(self, group: _Group, wanted: dict[str, list[Session]]) -> dict[str, list[Session]]:
-        """List pages until every wanted session was seen; return those never seen."""
-        states = _LISTED_WHILE_STARTING if self._target is SessionState.READY else None
+    def _list(
+        self,
+        group: _Group,
+        wanted: dict[str, list[Session]],
+        states: frozenset[SessionState] | None,
+        pages_field: str,
+        max_pages: int | None = None,
+    ) -> dict[str, list[Session]]:
+        """List what can still change until every wanted session was seen; return the rest.
+
+        The list call asks only for sessions in states that can still change (server-side
+        where the API filters), so sessions that moved on are absent and are described one by
+        one afterwards; records of sessions nobody awaits are skipped by id, untranslated.
+        """
+        backend = group.backend
         remaining = dict(wanted)
+        guard = PageGuard(f"list {backend.name} sessions")
         token: str | None = None
-        pages = 0
-        while True:
-            spend_call(group.backend, self._policy)
+        while not self._past_deadline():
+            spend_call(backend, self._policy)
             self._calls += 1
-            page, token = group.backend._list_page(states, token)
-            pages += 1
-            for info in page:
-                for session in remaining.pop(info.id, ()):
-                    session._update(info)
-                    self._fresh.add(id(session))
-            if not remaining or not token:
+            records, token = backend._list_records(states, token)
+            unawaited = len(records)
+            for record in records:
+                sessions = remaining.pop(backend._record_id(record), None)
+                if sessions:
+                    unawaited -= 1
+                    info = backend._record_info(record)
+                    for session in sessions:
+                        session._update(info)
+                        self._fresh.add(id(session))
+            group.unawaited = unawaited if guard.pages == 0 else group.unawaited + unawaited
+            token = guard.next(token)
+            if not remaining or token is None:
                 break
-        group.pages = pages
+            if max_pages is not None and guard.pages >= max_pages:
+                break
+        setattr(group, pages_field, guard.pages)
+        if self._past_deadline():
+            return {}
         return remaining
 
     def _describe(self, group: _Group, wanted: dict[str, list[Session]]) -> None:
         for session_id, sessions in wanted.items():
+            if self._past_deadline():
+                return
             spend_call(group.backend, self._policy)
             self._calls += 1
             try:
                 info = group.backend._describe_light(session_id)
             except ServiceError as exc:
-                if exc.retryable:
+                if _is_retryable(exc):
                     raise
                 for session in sessions:
                     self._errors[id(session)] = exc
@@ -416,8 +525,11 @@ class FleetPoller:
     def _timed_out(self, session: Session, now: float) -> Outcome:
         info = session.info
         error = WaitTimeoutError(
-            f"timed out after {self._limit}: {session.backend} session {info.id} still "
-            f"{info.state.value}, not {self._target.value}",
+            timeout_message(
+                self._limit,
+                f"{session.backend} session {info.id} still {info.state.value}, "
+                f"not {self._target.value}",
+            ),
             info=info,
         )
         return Outcome(info=info, status=TIMED_OUT, error=error, session=session, at=now)
@@ -519,9 +631,8 @@ def _follow_running_wait(
         done,
         policy.clock,
         deadline,
-        lambda last: (
-            f"timed out after {limit}: {session.backend} session {session.id} still "
-            f"{last.state.value}, not {target}"
+        lambda last: timeout_message(
+            limit, f"{session.backend} session {session.id} still {last.state.value}, not {target}"
         ),
     )
     if info is not None:

@@ -15,7 +15,6 @@ import attrs
 from sessionkit.errors import (
     InvalidConfigError,
     ServiceError,
-    SessionFailedError,
     StatementFailedError,
     ThrottledError,
 )
@@ -27,42 +26,18 @@ from sessionkit.waiting import (
     PollPolicy,
     call_with_retries,
     poll_until,
+    readiness_failure,
 )
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend
 
-__all__ = ["ProgressCallback", "Session", "SessionRef"]
+__all__ = ["ProgressCallback", "Session", "SessionRef", "readiness_failure"]
 
 #: What ``on_progress=`` takes: called with a :class:`~sessionkit.Progress` value.
 ProgressCallback = Callable[[Progress], Any]
 
 logger = logging.getLogger(__name__)
-
-#: States in which waiting for READY ends at once with SessionFailedError.
-_FAIL_FAST = frozenset(
-    {
-        SessionState.FAILED,
-        SessionState.TIMED_OUT,
-        SessionState.DEGRADED,
-        SessionState.STOPPING,
-        SessionState.STOPPED,
-    }
-)
-
-
-def readiness_failure(info: SessionInfo) -> SessionFailedError | None:
-    """The error that ends a wait for READY in this state, or ``None`` to keep waiting.
-
-    Every wait for READY (one session or a fleet) fails fast through this one rule.
-    """
-    if info.state not in _FAIL_FAST:
-        return None
-    return SessionFailedError(
-        f"{info.backend} session {info.id} is {info.state.value} "
-        f"({info.native_state}){': ' + info.reason if info.reason else ''}",
-        info=info,
-    )
 
 
 def check_progress_callback(on_progress: Any) -> ProgressCallback | None:
@@ -458,6 +433,8 @@ class Session:
                 info_of=lambda info: info or self._info,
                 initial=_initial,
                 backend=self._backend,
+                # From the start call on, the backend's ready-time prior sets the schedule.
+                prior=None if _initial is None else self._backend.ready_prior,
             )
         except (KeyboardInterrupt, SystemExit):
             # Ctrl-C (or SIGTERM under stop_on_sigterm) must not leave an owned session running.

@@ -10,9 +10,16 @@ client may make, and which clock and sleep to use. Policies are frozen values: p
 
 | policy | used by | schedule | timeout |
 |---|---|---|---|
-| `DEFAULT_POLL` | session waits | first within 1 s, then x1.5 up to 10 s | 20 min |
-| `STATEMENT_POLL` | `Session.run` | first after 50 ms, then x1.4 up to 2 s | none |
+| `DEFAULT_POLL` | session waits | the backend's prior; else 1 s, x1.5 up to 10 s | 20 min |
+| `STATEMENT_POLL` | `Session.run` | the schedule of `STATEMENT_PRIOR`, gaps up to 2 s | none |
 | `sessionkit.fleet.FLEET_POLL` | `wait_all` | a round every 1 to 1.5 s | 20 min |
+
+A wait that starts at a start call (``open_session``, ``Session.run``) follows a
+[`ReadyPrior`][sessionkit.waiting.ReadyPrior]: the backend's ``ready_prior`` (or the policy's
+``prior``) says when readiness becomes likely and :meth:`ReadyPrior.schedule` derives planned
+poll times from it (no calls where readiness is improbable, gaps that shrink as it becomes
+likely, capped, jittered by the policy's ``rng``); ``follow_prior=False`` turns that off. Every
+schedule stays finite for any number of polls.
 
 Jitter only ever shortens an interval, so the detection lag of a wait never exceeds the
 policy's `cap`, and many waits started together drift apart instead of calling in step. Every
@@ -63,38 +70,71 @@ tenacity is imported on first use, not when sessionkit is imported.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import functools
+import itertools
 import logging
 import math
 import random
+import statistics
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import attrs
 
-from sessionkit.errors import CallTimeoutError, InvalidConfigError, ServiceError, WaitTimeoutError
-from sessionkit.models import to_timedelta
+from sessionkit.errors import (
+    CallTimeoutError,
+    InvalidConfigError,
+    ServiceError,
+    SessionFailedError,
+    WaitTimeoutError,
+)
+from sessionkit.models import SessionInfo, to_timedelta
+from sessionkit.states import SessionState
 
 __all__ = [
+    "DATAPROC_PRIOR",
     "DEFAULT_POLL",
+    "EMR_ON_EC2_PRIOR",
+    "LIVY_PRIOR",
+    "MAX_PAGES",
     "STATEMENT_POLL",
+    "STATEMENT_PRIOR",
     "CallBudget",
+    "PageGuard",
     "PollPolicy",
+    "ReadyPrior",
+    "StartSchedule",
     "Terminated",
     "call_pause",
     "call_with_retries",
+    "clamp_to_deadline",
     "poll_until",
+    "readiness_failure",
     "spend_call",
     "stop_on_sigterm",
+    "timeout_message",
 ]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: States in which waiting for READY ends at once with SessionFailedError.
+_FAIL_FAST = frozenset(
+    {
+        SessionState.FAILED,
+        SessionState.TIMED_OUT,
+        SessionState.DEGRADED,
+        SessionState.STOPPING,
+        SessionState.STOPPED,
+    }
+)
 
 
 def _utcnow() -> datetime:
@@ -138,6 +178,22 @@ def _whole_positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) 
 def _callable(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not callable(value):
         raise InvalidConfigError(attribute.name, f"must be callable, got {type(value).__name__}")
+
+
+def _grown(first: float, multiplier: float, cap: float, steps: int) -> float:
+    """``min(cap, first * multiplier ** steps)``, finite for any number of steps.
+
+    The exponent is clamped where the cap is reached (growth) or where the float underflows
+    (decay), so a wait of any length never computes ``multiplier ** n`` past float range.
+    """
+    if steps <= 0 or multiplier == 1.0 or (first >= cap and multiplier > 1.0):
+        return min(cap, first)
+    if multiplier > 1.0:
+        # The smallest exponent at which the cap is reached; beyond it the value is the cap.
+        steps = min(steps, math.ceil(math.log(cap / first) / math.log(multiplier)) + 1)
+    else:
+        steps = min(steps, 4096)
+    return min(cap, first * multiplier**steps)
 
 
 def _optional_timeout(value: Any) -> timedelta | None:
@@ -319,6 +375,11 @@ class PollPolicy:
         call_deadline: The longest one public call that is not a wait may take, retries
             included (``timedelta`` or seconds; default 60 s); past it,
             :class:`~sessionkit.errors.CallTimeoutError` is raised.
+        prior: The ready-time prior that waits from a start follow (statements:
+            :data:`STATEMENT_PRIOR`); ``None``: the backend's ``ready_prior``.
+        follow_prior: Whether waits from a start (``open_session``, ``Session.run``) follow
+            the prior's schedule (see :meth:`ReadyPrior.schedule`); ``False``: every wait
+            uses ``first``, ``multiplier`` and ``cap``.
 
     Raises:
         InvalidConfigError: At construction, naming the field, for a value of the wrong type,
@@ -350,6 +411,23 @@ class PollPolicy:
     async_sleep: Callable[[float], Awaitable[None]] | None = attrs.field(
         default=None, eq=False, repr=False
     )
+    prior: ReadyPrior | None = None
+    follow_prior: bool = True
+
+    def start_schedule(self, prior: ReadyPrior | None = None) -> StartSchedule | None:
+        """The schedule a wait from a start follows, or ``None`` for the capped growth.
+
+        Args:
+            prior: The backend's ready-time prior; :attr:`prior`, when set, takes precedence.
+
+        Returns:
+            The prior's :class:`StartSchedule` capped at :attr:`cap`, or ``None`` when
+            :attr:`follow_prior` is off or there is no prior.
+        """
+        chosen = self.prior or prior
+        if not self.follow_prior or chosen is None:
+            return None
+        return chosen.schedule(self.cap)
 
     def interval(self, attempt: int) -> float:
         """The pause after the ``attempt``-th poll (1-based), jitter applied.
@@ -360,7 +438,7 @@ class PollPolicy:
         Returns:
             Seconds to sleep.
         """
-        base: float = min(self.cap, self.first * self.multiplier ** max(0, attempt))
+        base = _grown(self.first, self.multiplier, self.cap, max(0, attempt))
         return base * (1.0 - self.jitter * self.rng.random())
 
     def first_interval(self) -> float:
@@ -369,7 +447,7 @@ class PollPolicy:
 
     def retry_interval(self, attempt: int) -> float:
         """The pause before retrying a failed call for the ``attempt``-th time (1-based)."""
-        base: float = min(self.retry_cap, self.retry_first * 2.0 ** max(0, attempt - 1))
+        base = _grown(self.retry_first, 2.0, self.retry_cap, max(0, attempt - 1))
         return base * (1.0 - self.jitter * self.rng.random())
 
     def on(
@@ -391,11 +469,370 @@ class PollPolicy:
         return attrs.evolve(self, clock=clock, sleep=sleep, now=now or self.now)
 
 
+# ----------------------------------------------------------------------------- ready-time priors
+
+
+def _points(value: Any) -> tuple[tuple[float, float], ...]:
+    try:
+        points = tuple((float(t), float(f)) for t, f in value)
+    except (TypeError, ValueError):
+        raise InvalidConfigError(
+            "points", "must be (seconds, probability) pairs, e.g. ((5, 0.0), (60, 1.0))"
+        ) from None
+    if len(points) < 2 or points[0][1] != 0.0 or points[-1][1] != 1.0:
+        raise InvalidConfigError(
+            "points", "needs at least two pairs, the first at probability 0 and the last at 1"
+        )
+    for (t0, f0), (t1, f1) in itertools.pairwise(points):
+        if not (0 <= t0 < t1 and math.isfinite(t1) and f0 <= f1):
+            raise InvalidConfigError(
+                "points",
+                "must increase in time (finite, from 0 on) and never decrease in probability",
+            )
+    return points
+
+
+def _range(low: float, high: float) -> None:
+    if not (isinstance(low, (int, float)) and 0 < low < math.inf) or isinstance(low, bool):
+        raise InvalidConfigError("low", f"must be a positive number of seconds, got {low!r}")
+    if not (isinstance(high, (int, float)) and low < high < math.inf) or isinstance(high, bool):
+        raise InvalidConfigError("high", f"must be a finite number above low, got {high!r}")
+
+
+@attrs.frozen(kw_only=True)
+class ReadyPrior:
+    """When something a wait looks for typically happens, as a cumulative distribution.
+
+    A session's ready time (seconds from the start call's answer to READY) or a statement's
+    duration, as a piecewise-linear cumulative distribution: ``points`` are ``(seconds,
+    probability ready by then)``, from probability 0 to 1. A wait that follows a prior (see
+    :meth:`schedule`) makes no call where readiness is improbable and looks more often where it
+    becomes likely. Build one with :meth:`between` (the backends' form), :meth:`lognormal` or
+    :meth:`uniform`, or give the table.
+
+    Attributes:
+        points: ``(seconds, cumulative probability)`` pairs, increasing, from 0 to 1.
+        lag: The mean detection lag, in seconds, that a schedule derived from this prior aims
+            for when ready times follow it.
+        label: Words for documentation and ``repr``.
+    """
+
+    points: tuple[tuple[float, float], ...] = attrs.field(converter=_points)
+    lag: float = attrs.field(default=2.0, validator=_positive)
+    label: str = ""
+
+    @classmethod
+    def uniform(cls, low: float, high: float, *, lag: float = 2.0) -> ReadyPrior:
+        """Ready at any moment between ``low`` and ``high`` seconds with equal likelihood."""
+        _range(low, high)
+        return cls(points=((low, 0.0), (high, 1.0)), lag=lag, label=f"uniform {low:g}-{high:g} s")
+
+    @classmethod
+    def lognormal(
+        cls, low: float, high: float, *, coverage: float = 0.9, lag: float = 2.0
+    ) -> ReadyPrior:
+        """Log-normal with ``coverage`` of the ready times between ``low`` and ``high`` seconds.
+
+        The median is ``sqrt(low * high)``; the spread follows from the coverage (90%: ``low``
+        and ``high`` are the 5th and 95th percentiles). Tabulated between z = -3.7 and 3.7.
+        """
+        _range(low, high)
+        if not 0 < coverage < 1:
+            raise InvalidConfigError("coverage", f"must be between 0 and 1, got {coverage!r}")
+        median = math.sqrt(low * high)
+        sigma = math.log(high / low) / (2 * statistics.NormalDist().inv_cdf(0.5 + coverage / 2))
+        normal = statistics.NormalDist()
+        zs = [-3.7 + 7.4 * i / 63 for i in range(64)]
+        points = [(median * math.exp(sigma * z), normal.cdf(z)) for z in zs]
+        points[0], points[-1] = (points[0][0], 0.0), (points[-1][0], 1.0)
+        return cls(
+            points=tuple(points),
+            lag=lag,
+            label=f"lognormal, median {median:.3g} s, {coverage:.0%} within {low:g}-{high:g} s",
+        )
+
+    @classmethod
+    def between(cls, low: float, high: float, *, lag: float = 2.0) -> ReadyPrior:
+        """The prior the backends declare: "usually ready between ``low`` and ``high`` s".
+
+        An even blend of :meth:`uniform` over the range and :meth:`lognormal` with 90% of its
+        mass in it: early and late ready times inside the range stay likely (the uniform half)
+        while the tails beyond it are covered (the log-normal half). Schedules derived from it
+        stay near the best possible one whether ready times are uniform or log-normal over the
+        range (``benchmarks/readiness.py`` measures it).
+        """
+        _range(low, high)
+        flat, bell = cls.uniform(low, high), cls.lognormal(low, high)
+        steps = [low + (high - low) * i / 32 for i in range(33)]
+        times = sorted({*steps, *(t for t, _ in bell.points)})
+        points = tuple((t, 0.5 * flat.cdf(t) + 0.5 * bell.cdf(t)) for t in times)
+        return cls(points=points, lag=lag, label=f"usually ready within {low:g}-{high:g} s")
+
+    def cdf(self, seconds: float) -> float:
+        """The probability of being ready ``seconds`` after the start."""
+        points = self.points
+        if seconds <= points[0][0]:
+            return 0.0
+        if seconds >= points[-1][0]:
+            return 1.0
+        i = bisect.bisect_right(points, (seconds, math.inf))
+        (t0, f0), (t1, f1) = points[i - 1], points[i]
+        return f0 + (f1 - f0) * (seconds - t0) / (t1 - t0)
+
+    def schedule(self, cap: float = 10.0) -> StartSchedule:
+        """The poll schedule for this prior: planned poll times from the start (cached).
+
+        Between polls the rate of looking follows ``sqrt(lambda * hazard / 2)`` (the local
+        optimum of calls plus ``lambda`` times lag, where the hazard is the chance of becoming
+        ready now given not ready yet), with ``lambda`` chosen so the mean lag on the prior
+        is :attr:`lag`: no poll before the prior's first ready time, gaps that shrink as
+        readiness becomes likely, never shorter than a quarter of :attr:`lag`, never longer
+        than ``cap``. After the prior's last point, gaps grow by 1.5 up to ``cap``.
+
+        Args:
+            cap: The longest gap between polls.
+
+        Returns:
+            The :class:`StartSchedule`.
+        """
+        return _schedule_of(self, cap)
+
+
+_GRID = 1000
+
+
+def _hazards(prior: ReadyPrior) -> tuple[float, list[float]]:
+    """``sqrt(hazard / 2)`` of the prior on a grid (-1 once nothing is left to wait for).
+
+    The hazard is the chance per second of becoming ready, given not ready yet.
+    """
+    step = prior.points[-1][0] / _GRID
+    hazards: list[float] = []
+    before = 0.0
+    for i in range(1, _GRID + 1):
+        after = prior.cdf(i * step)
+        survive = 1.0 - before
+        hazard = (after - before) / step / survive if survive > 1e-9 else -1.0
+        # Stored as sqrt(hazard / 2): the poll rate is sqrt(factor) times it.
+        hazards.append(math.sqrt(hazard / 2.0) if hazard >= 0 else -1.0)
+        before = after
+    return step, hazards
+
+
+def _poll_times(
+    step: float, hazards: Sequence[float], factor: float, min_gap: float, cap: float
+) -> list[float]:
+    times: list[float] = []
+    credit = previous = 0.0
+    fastest = 1.0 / min_gap
+    scale = math.sqrt(factor)
+    for i, root in enumerate(hazards, 1):
+        if root < 0:
+            break
+        now = i * step
+        rate = scale * root
+        credit += (rate if rate < fastest else fastest) * step
+        # A poll when half a poll's worth of credit has built up (the middle of its share),
+        # or when the cap is reached after the first poll; never closer than min_gap to the
+        # previous one. Before the first poll the cap does not apply: no call is made where
+        # readiness is improbable.
+        if credit >= 0.5 and now - previous >= min_gap:
+            times.append(now)
+            credit, previous = max(credit - 1.0, -0.5), now
+        elif times and now - previous >= cap:
+            times.append(now)
+            credit, previous = 0.0, now
+    return times
+
+
+@functools.lru_cache(maxsize=64)
+def _moments(prior: ReadyPrior) -> tuple[list[float], list[float]]:
+    """The prior's times and the integral of ``s dF(s)`` up to each of them."""
+    times = [t for t, _ in prior.points]
+    totals = [0.0]
+    for (t0, f0), (t1, f1) in itertools.pairwise(prior.points):
+        totals.append(totals[-1] + (f1 - f0) * (t0 + t1) / 2.0)
+    return times, totals
+
+
+def _moment(prior: ReadyPrior, seconds: float) -> float:
+    """The integral of ``s dF(s)`` from 0 to ``seconds`` (exact for the piecewise-linear CDF)."""
+    times, totals = _moments(prior)
+    if seconds <= times[0]:
+        return 0.0
+    if seconds >= times[-1]:
+        return totals[-1]
+    i = bisect.bisect_right(times, seconds)
+    (t0, f0), (t1, f1) = prior.points[i - 1], prior.points[i]
+    density = (f1 - f0) / (t1 - t0)
+    return totals[i - 1] + density * (seconds * seconds - t0 * t0) / 2.0
+
+
+def _expected_lag(prior: ReadyPrior, times: Sequence[float]) -> float:
+    lag = previous_f = previous_m = 0.0
+    for at in times:
+        f, m = prior.cdf(at), _moment(prior, at)
+        lag += at * (f - previous_f) - (m - previous_m)
+        previous_f, previous_m = f, m
+    return lag
+
+
+@functools.lru_cache(maxsize=64)
+def _schedule_of(prior: ReadyPrior, cap: float) -> StartSchedule:
+    min_gap = min(cap, prior.lag / 4)
+    step, hazards = _hazards(prior)
+    low, high = 1e-2, 1e5
+    best: list[float] = []
+    for _ in range(26):
+        middle = math.sqrt(low * high)
+        times = _poll_times(step, hazards, middle, min_gap, cap)
+        if _expected_lag(prior, times) > prior.lag:
+            low = middle
+        else:
+            high, best = middle, times
+    if not best:
+        best = _poll_times(step, hazards, high, min_gap, cap)
+    return StartSchedule(times=tuple(best), cap=cap)
+
+
+@attrs.frozen(kw_only=True)
+class StartSchedule:
+    """Planned poll times after a start (or a statement's submission), then capped growth.
+
+    Attributes:
+        times: Seconds from the start at which to poll, increasing.
+        cap: The longest gap; after the last planned time gaps grow by 1.5 up to it.
+    """
+
+    times: tuple[float, ...]
+    cap: float
+
+    def pause(
+        self, polls: int, elapsed: float, previous: float, rng: random.Random, jitter: float
+    ) -> float:
+        """The pause before the next poll.
+
+        Args:
+            polls: Polls made so far (0: none since the start).
+            elapsed: Seconds since the start, now.
+            previous: Seconds since the start of the last poll (0 when none).
+            rng: The policy's random source for the jitter.
+            jitter: The largest fraction of its gap by which a poll is brought forward.
+
+        Returns:
+            Seconds to sleep, finite; at most ``cap`` once the first planned time has passed.
+        """
+        times = self.times
+        # The next planned time after the last poll (later ones when calls ran late).
+        index = max(polls, bisect.bisect_right(times, previous))
+        if index < len(times):
+            at = times[index]
+            gap = at - (times[index - 1] if index else 0.0)
+            at -= jitter * rng.random() * gap
+            return max(0.0, at - elapsed)
+        last_gap = times[-1] - times[-2] if len(times) > 1 else self.cap
+        beyond = polls - len(times) + 1
+        gap = _grown(max(last_gap, 1e-3), 1.5, self.cap, beyond)
+        return gap * (1.0 - jitter * rng.random())
+
+
+#: EMR on EC2 interactive sessions (a Livy session on a running cluster): ready within ~10-120 s.
+EMR_ON_EC2_PRIOR = ReadyPrior.between(10.0, 120.0)
+#: Dataproc Serverless interactive sessions: ready within ~60-120 s.
+DATAPROC_PRIOR = ReadyPrior.between(60.0, 120.0)
+#: Apache Livy sessions (YARN or Kubernetes launching the driver): ready within ~15-90 s.
+LIVY_PRIOR = ReadyPrior.between(15.0, 90.0)
+
 #: The default for waiting on sessions: first poll within 1 s, then x1.5 up to 10 s, 20 minutes.
 DEFAULT_POLL = PollPolicy()
 
-#: The default for statements: first poll after 50 ms, then x1.4 up to 2 s, no default timeout.
-STATEMENT_POLL = PollPolicy(first=0.05, multiplier=1.4, cap=2.0, jitter=0.1, timeout=None)
+#: When statements typically finish after their submission: within 0.05 to 1 s.
+STATEMENT_PRIOR = ReadyPrior.between(0.05, 1.0, lag=0.15)
+
+#: The default for statements: the schedule of :data:`STATEMENT_PRIOR`, then x1.5 up to 2 s,
+#: no default timeout (``first`` and ``multiplier`` apply when ``follow_prior`` is off).
+STATEMENT_POLL = PollPolicy(
+    first=0.05, multiplier=1.4, cap=2.0, jitter=0.1, timeout=None, prior=STATEMENT_PRIOR
+)
+
+
+#: The most pages one listing may read before sessionkit gives up on it as endless.
+MAX_PAGES = 10_000
+
+
+class PageGuard:
+    """Stops a listing that would never end: a repeated page token, or too many pages.
+
+    One guard per pass over a list call (``list_sessions``, one round of ``wait_all``).
+
+    Args:
+        what: Words for the error, e.g. ``"list glue sessions"``.
+        max_pages: The most pages the pass may read.
+    """
+
+    def __init__(self, what: str, max_pages: int = MAX_PAGES) -> None:
+        self._what = what
+        self._max = max_pages
+        self._seen: set[str] = set()
+        self.pages = 0
+
+    def next(self, token: str | None) -> str | None:
+        """Check the token a page returned; return it when the pass may go on.
+
+        Raises:
+            ServiceError: When the token repeats one already seen in this pass, or when the
+                pass has read ``max_pages`` pages (not retryable: the service's listing would
+                loop forever).
+        """
+        self.pages += 1
+        if not token:
+            return None
+        if token in self._seen:
+            raise ServiceError(
+                f"{self._what}: the service returned a page token it had already returned "
+                f"(after {self.pages} pages); its listing would never end",
+                code="RepeatedNextToken",
+                retryable=False,
+            )
+        if self.pages >= self._max:
+            raise ServiceError(
+                f"{self._what}: gave up after {self.pages} pages; the service's listing does "
+                "not end",
+                code="TooManyPages",
+                retryable=False,
+            )
+        self._seen.add(token)
+        return token
+
+
+def clamp_to_deadline(pause: float, deadline: float | None, clock: Callable[[], float]) -> float:
+    """Cut a pause so it ends at ``deadline`` at the latest (never negative).
+
+    Every wait (one session, a statement, a fleet) clamps its last sleep through this, so the
+    final poll lands on the deadline.
+    """
+    if deadline is not None:
+        pause = max(0.0, min(pause, deadline - clock()))
+    return pause
+
+
+def timeout_message(limit: timedelta | None, what: str) -> str:
+    """The one format of a wait's timeout message: ``timed out after <limit>: <what>``."""
+    return f"timed out after {limit}: {what}"
+
+
+def readiness_failure(info: SessionInfo) -> SessionFailedError | None:
+    """The error that ends a wait for READY in this state, or ``None`` to keep waiting.
+
+    Every wait for READY (one session or a fleet) fails fast through this one rule.
+    """
+    if info.state not in _FAIL_FAST:
+        return None
+    return SessionFailedError(
+        f"{info.backend} session {info.id} is {info.state.value} "
+        f"({info.native_state}){': ' + info.reason if info.reason else ''}",
+        info=info,
+    )
 
 
 class _NotYet(Exception):
@@ -416,6 +853,7 @@ def poll_until(
     info_of: Callable[[T | None], Any] = lambda value: value,
     initial: T | None = None,
     backend: Any = None,
+    prior: ReadyPrior | None = None,
 ) -> T:
     """Poll ``fetch`` until ``done`` holds, on the policy's schedule, within ``timeout``.
 
@@ -433,6 +871,10 @@ def poll_until(
         initial: A value already known (e.g. from the start call); when given, the first poll
             waits ``policy.first`` instead of calling at once.
         backend: The backend ``fetch`` calls; each poll then spends from its client's budget.
+        prior: When the wait starts at a start (a session's start call, a statement's
+            submission), the ready-time prior whose schedule it follows (see
+            :meth:`PollPolicy.start_schedule`); without ``initial``, the first poll then waits
+            for the schedule's first planned time too.
 
     Returns:
         The value for which ``done`` held.
@@ -447,6 +889,13 @@ def poll_until(
     deadline = None if limit is None else start + limit.total_seconds()
     last: list[T | None] = [initial]
     polls = [0]
+    schedule = policy.start_schedule(prior) if prior is not None or policy.prior else None
+    # For a schedule: the service calls made and when the last one went (from the start).
+    fetched = [0]
+    fetched_at = [0.0]
+
+    def clamp(pause: float) -> float:
+        return clamp_to_deadline(pause, deadline, policy.clock)
 
     def attempt() -> T:
         if polls[0] == 0 and initial is not None:
@@ -455,6 +904,8 @@ def poll_until(
         else:
             polls[0] += 1
             spend_call(backend, policy)
+            fetched[0] += 1
+            fetched_at[0] = policy.clock() - start
             value = fetch()
         last[0] = value
         if done(value):
@@ -465,13 +916,19 @@ def poll_until(
         return deadline is not None and policy.clock() >= deadline
 
     def wait(state: tenacity.RetryCallState) -> float:
+        if schedule is not None:
+            return clamp(
+                schedule.pause(
+                    fetched[0],
+                    policy.clock() - start,
+                    fetched_at[0],
+                    policy.rng,
+                    policy.jitter,
+                )
+            )
         if polls[0] == 1 and initial is not None:
-            pause = policy.first_interval()
-        else:
-            pause = policy.interval(polls[0] - 1)
-        if deadline is not None:
-            pause = max(0.0, min(pause, deadline - policy.clock()))
-        return pause
+            return clamp(policy.first_interval())
+        return clamp(policy.interval(polls[0] - 1))
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -486,6 +943,9 @@ def poll_until(
         before_sleep=log_retry,
         reraise=True,
     )
+    if schedule is not None and initial is None:
+        # Nothing to look at before the schedule's first planned time.
+        policy.sleep(clamp(schedule.pause(0, 0.0, 0.0, policy.rng, policy.jitter)))
     try:
         return retrying(attempt)
     except _NotYet:
@@ -494,10 +954,10 @@ def poll_until(
         if not exc.retryable:
             raise
         raise WaitTimeoutError(
-            f"timed out after {limit}: {describe(last[0])} (last error: {exc})",
+            timeout_message(limit, f"{describe(last[0])} (last error: {exc})"),
             info=info_of(last[0]),
         ) from exc
-    raise WaitTimeoutError(f"timed out after {limit}: {describe(last[0])}", info=info_of(last[0]))
+    raise WaitTimeoutError(timeout_message(limit, describe(last[0])), info=info_of(last[0]))
 
 
 def call_with_retries(

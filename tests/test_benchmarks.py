@@ -16,7 +16,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 KEYS = {
-    "readiness": {"policy"},
+    "readiness": {"backends", "targets_met"},
     "fleet": {
         "sessions",
         "calls_per_second",
@@ -25,7 +25,7 @@ KEYS = {
         "baseline_p95_lag_s",
     },
     "overhead": {"ratio"},
-    "statements": {"mean_lag_s", "baseline_mean_lag_s"},
+    "statements": {"mean_lag_s", "calls", "frontier_calls", "ratio", "baseline_mean_lag_s"},
     "import_time": {"import_ms", "deps_import_ms", "boto3_imported", "tenacity_imported"},
     "faults": {"duplicates", "leaked", "untyped", "cells"},
 }
@@ -33,7 +33,7 @@ KEYS = {
 
 @pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="the benchmarks are not in this tree")
 def test_every_benchmark_runs_quick_and_prints_json_last() -> None:
-    # Started together: on two cores the six take about 10 s in all.
+    # Started together: on two idle cores the six take about 40 s in all.
     running = {
         name: subprocess.Popen(
             [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick"],
@@ -45,12 +45,17 @@ def test_every_benchmark_runs_quick_and_prints_json_last() -> None:
     }
     figures: dict[str, dict[str, Any]] = {}
     for name, process in running.items():
-        out, err = process.communicate(timeout=90)
-        assert process.returncode == 0, f"{name}: {err[-2000:]}"
+        # A safety net against a hung script, not a timing assertion (two shared cores).
+        out, err = process.communicate(timeout=600)
+        # 3: ran, and a target does not hold (benchmarks measure; the suite does not judge).
+        assert process.returncode in (0, 3), f"{name}: {err[-2000:]}"
         lines = out.strip().splitlines()
         assert len(lines) > 2, f"{name} printed no table"
         figures[name] = json.loads(lines[-1])
         assert KEYS[name] <= set(figures[name]), f"{name} lacks {KEYS[name] - set(figures[name])}"
-    for per_policy in figures["readiness"]["policy"].values():
-        for key in ("mean_lag_s", "p95_lag_s", "calls"):
-            assert set(per_policy[key]) == {"5", "30", "60", "120", "300", "600"}
+    readiness = figures["readiness"]["backends"]
+    assert set(readiness) == {"glue", "emr-serverless", "athena", "emr", "dataproc", "livy"}
+    for shapes in readiness.values():
+        for cell in shapes.values():
+            for schedule in ("sessionkit", "at once, then 1 s", "every 5 s", "sparkmagic 0.2-2 s"):
+                assert {"mean_lag_s", "calls", "frontier_calls", "ratio"} <= set(cell[schedule])

@@ -29,6 +29,7 @@ from sessionkit.models import (
     StatementResult,
 )
 from sessionkit.states import SessionState
+from sessionkit.waiting import ReadyPrior
 
 if TYPE_CHECKING:
     from sessionkit.waiting import PollPolicy
@@ -247,6 +248,7 @@ class Backend(abc.ABC):
             stands for them on the command line (so hints name an option, not a keyword).
         config_error_codes: Service error codes that mean the caller's configuration is wrong
             (missing or rejected credentials): the command exits 2 on them, as on bad input.
+        ready_prior: The ready-time distribution the default start schedule is derived from.
     """
 
     name: ClassVar[str]
@@ -281,6 +283,15 @@ class Backend(abc.ABC):
     def attempt_timeout(self) -> float:
         """The longest one call attempt can block (socket timeouts), 0 when unknown."""
         return 0.0
+
+    #: When this service's sessions typically become READY after the start call is answered;
+    #: the default start schedule is derived from it (see ``ReadyPrior.schedule``). Backends
+    #: declare their own, e.g. ``ready_prior = ReadyPrior.between(10, 120)``, or one of
+    #: ``sessionkit.waiting``'s ``EMR_ON_EC2_PRIOR``, ``DATAPROC_PRIOR``, ``LIVY_PRIOR``.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(5.0, 120.0)
+    #: Whether :meth:`_list_records` filters by state on the service (then ``wait_all`` asks
+    #: only for the sessions that can still change).
+    list_filters_states: ClassVar[bool] = False
 
     #: The caller's poll policy, set by ``open_session`` before the pre-flight, so a pre-flight
     #: that has to wait (a service starting the location's resources first) polls on the caller's
@@ -375,6 +386,26 @@ class Backend(abc.ABC):
         Returns:
             The page's sessions and the next page's token (``None`` after the last page).
         """
+
+    def _list_records(
+        self, states: frozenset[SessionState] | None, token: str | None
+    ) -> tuple[list[Any], str | None]:
+        """One page of the list call as the service's raw records, for the fleet.
+
+        :func:`~sessionkit.wait_all` reads only the id of most records (:meth:`_record_id`) and
+        translates only those it awaits (:meth:`_record_info`). Default: :meth:`_list_page`'s
+        already translated :class:`~sessionkit.SessionInfo` values.
+        """
+        return self._list_page(states, token)
+
+    def _record_id(self, record: Any) -> str:
+        """The session id of one record from :meth:`_list_records`."""
+        return str(record.id)
+
+    def _record_info(self, record: Any) -> SessionInfo:
+        """The :class:`~sessionkit.SessionInfo` of one record from :meth:`_list_records`."""
+        assert isinstance(record, SessionInfo)
+        return record
 
     def _run(self, session_id: str, code: str) -> str:
         """Submit code; return the statement id."""

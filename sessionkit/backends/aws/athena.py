@@ -34,6 +34,7 @@ from sessionkit.backends.base import (
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState, normalize_state
+from sessionkit.waiting import ReadyPrior
 
 __all__ = [
     "CALCULATION_STATES",
@@ -387,6 +388,9 @@ class AthenaBackend(AwsBackend):
         statements=True, spark_connect=True, server_side_state_filter=True, tags=True
     )
     cli_fields: ClassVar[tuple[str, ...]] = (*AwsBackend.cli_fields, "work_group")
+    #: Athena Spark sessions: ready within ~5-30 s.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(5.0, 30.0)
+    list_filters_states: ClassVar[bool] = True
     statement_states: ClassVar[Mapping[str, StatementState]] = CALCULATION_STATES
 
     def __init__(
@@ -582,6 +586,43 @@ class AthenaBackend(AwsBackend):
         if states is not None:
             infos = [info for info in infos if info.state in states]
         return infos, page.get("NextToken") or None
+
+    def _record_id(self, record: Any) -> str:
+        return str(record.get("SessionId", ""))
+
+    def _record_info(self, record: Any) -> SessionInfo:
+        return session_info(record)
+
+    def _list_records(
+        self, states: frozenset[SessionState] | None, token: str | None
+    ) -> tuple[list[Any], str | None]:
+        params: dict[str, Any] = {"WorkGroup": self._work_group(), "MaxResults": 100}
+        natives: list[str] = []
+        if states is not None and SessionState.UNKNOWN not in states:
+            natives = [native for native, state in STATE_MAP.items() if state in states]
+            if not natives:
+                return [], None
+        if len(natives) > 1:
+            # The API filters on one native state: for the fleet (which asks only for the few
+            # sessions still starting), one filtered pass per state, the pass number carried in
+            # the token ("<pass>|<the service's token>").
+            index, _, inner = (token or "0|").partition("|")
+            current = int(index)
+            params["StateFilter"] = natives[current]
+            if inner:
+                params["NextToken"] = inner
+            page = self._call("list_sessions", **params)
+            following = page.get("NextToken") or None
+            if following:
+                return list(page.get("Sessions") or []), f"{current}|{following}"
+            more = f"{current + 1}|" if current + 1 < len(natives) else None
+            return list(page.get("Sessions") or []), more
+        if natives:
+            params["StateFilter"] = natives[0]
+        if token:
+            params["NextToken"] = token
+        page = self._call("list_sessions", **params)
+        return list(page.get("Sessions") or []), page.get("NextToken") or None
 
     # -- calculations ----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from sessionkit.backends.base import (
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
 from sessionkit.states import SessionState, normalize_state
-from sessionkit.waiting import DEFAULT_POLL, poll_until
+from sessionkit.waiting import DEFAULT_POLL, ReadyPrior, poll_until
 
 __all__ = ["STATE_MAP", "TRANSLATION", "EmrServerlessBackend", "build_start_request"]
 
@@ -285,6 +285,9 @@ class EmrServerlessBackend(AwsBackend):
         spark_connect=True, server_side_state_filter=True, tags=True
     )
     cli_fields: ClassVar[tuple[str, ...]] = (*AwsBackend.cli_fields, "application_id")
+    #: EMR Serverless sessions on a started application: ready within ~20-180 s.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(20.0, 180.0)
+    list_filters_states: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -540,6 +543,18 @@ class EmrServerlessBackend(AwsBackend):
     def _list_page(
         self, states: frozenset[SessionState] | None, token: str | None
     ) -> tuple[list[SessionInfo], str | None]:
+        records, following = self._list_records(states, token)
+        return [session_info(r) for r in records], following
+
+    def _record_id(self, record: Any) -> str:
+        return str(record.get("sessionId", ""))
+
+    def _record_info(self, record: Any) -> SessionInfo:
+        return session_info(record)
+
+    def _list_records(
+        self, states: frozenset[SessionState] | None, token: str | None
+    ) -> tuple[list[Any], str | None]:
         params: dict[str, Any] = {"applicationId": self.application_id, "maxResults": 50}
         if states is not None:
             native = _native_states(states)
@@ -551,7 +566,7 @@ class EmrServerlessBackend(AwsBackend):
         if token:
             params["nextToken"] = token
         page = self._call("list_sessions", **params)
-        return [session_info(r) for r in page.get("sessions", [])], page.get("nextToken") or None
+        return list(page.get("sessions") or []), page.get("nextToken") or None
 
     def _endpoint(self, session_id: str) -> Endpoint:
         response = self._call(

@@ -30,6 +30,7 @@ from sessionkit.backends.base import (
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
 from sessionkit.states import SessionState, StatementState, normalize_state
+from sessionkit.waiting import ReadyPrior
 
 __all__ = ["GLUE_STATEMENT_STATES", "STATE_MAP", "GlueBackend"]
 
@@ -287,6 +288,8 @@ class GlueBackend(AwsBackend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         statements=True, spark_connect=True, delete=True, tags=True
     )
+    #: Glue interactive sessions: ready within ~5-60 s.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(5.0, 60.0)
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``CreateSession`` request; the Id is the idempotency key.
@@ -375,12 +378,24 @@ class GlueBackend(AwsBackend):
     def _list_page(
         self, states: frozenset[SessionState] | None, token: str | None
     ) -> tuple[list[SessionInfo], str | None]:
+        records, following = self._list_records(states, token)
+        return [session_info(r) for r in records], following
+
+    def _list_records(
+        self, states: frozenset[SessionState] | None, token: str | None
+    ) -> tuple[list[Any], str | None]:
         # Glue cannot filter by state; the caller filters. Pages carry full records.
         params: dict[str, Any] = {"MaxResults": 1000}
         if token:
             params["NextToken"] = token
         page = self._call("list_sessions", **params)
-        return [session_info(r) for r in page.get("Sessions", [])], page.get("NextToken") or None
+        return list(page.get("Sessions") or []), page.get("NextToken") or None
+
+    def _record_id(self, record: Any) -> str:
+        return str(record.get("Id", ""))
+
+    def _record_info(self, record: Any) -> SessionInfo:
+        return session_info(record)
 
     def _tags(self, info: SessionInfo) -> Mapping[str, str]:
         # Glue sessions are tagged resources, arn:PARTITION:glue:REGION:ACCOUNT:session/ID; the
