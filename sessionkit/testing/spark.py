@@ -679,7 +679,7 @@ def attach(
     emulator: Emulator,
     server: LocalSparkConnect,
     *,
-    backends: Iterable[str] = ("glue", "emr-serverless", "athena", "emr"),
+    backends: Iterable[str] = ("glue", "emr-serverless", "athena", "emr", "livy"),
     executor: Callable[..., StatementOutcome] | None = None,
 ) -> SparkConnectProxy:
     """Back the emulated services of ``emulator`` that run code or hand out endpoints.

@@ -133,6 +133,20 @@ class _Session:
     log: list[str] = attrs.field(factory=list)
     statements: list[_Statement] = attrs.field(factory=list)
     executor: Callable[[str], dict[str, Any]] = attrs.field(factory=NamespaceExecutor)
+    #: The session's own variables (and ``spark``) when a shared executor runs its statements.
+    namespace: dict[str, Any] = attrs.field(factory=dict)
+
+
+def _livy_output(outcome: Any) -> dict[str, Any]:
+    """A Livy statement ``output`` object from an executor's ``StatementOutcome``."""
+    if outcome.error_name is not None:
+        return {
+            "status": "error",
+            "ename": outcome.error_name,
+            "evalue": outcome.error_value or "",
+            "traceback": list(outcome.traceback),
+        }
+    return {"status": "ok", "data": {"text/plain": outcome.output}}
 
 
 def _duration(text: Any) -> float | None:
@@ -171,6 +185,11 @@ class LivyService(EmulatedService):
         self.timeline = LivyTimeline()
         self.version: str | None = "0.9.0-incubating"
         self.supports_idle_timeout = True
+        #: A notebook-style executor shared by every session (``(code, namespace=...) ->
+        #: StatementOutcome``, e.g. :func:`sessionkit.testing.spark.spark_executor`), set by
+        #: :meth:`Emulator.use_spark <sessionkit.testing.Emulator.use_spark>`; ``None``: each
+        #: session runs plain Python in its own namespace.
+        self.executor: Callable[..., Any] | None = None
         self.csrf = True
         self.required_authorization: str | None = None
         self._sessions: dict[int, _Session] = {}
@@ -442,7 +461,9 @@ class LivyService(EmulatedService):
         now = self.now
         previous = [st.finishes for st in session.statements if not st.cancelled]
         starts = max([now, *previous])
-        if kind in ("pyspark", "python"):
+        if kind in ("pyspark", "python") and self.executor is not None:
+            output = _livy_output(self.executor(str(body["code"]), namespace=session.namespace))
+        elif kind in ("pyspark", "python"):
             output = session.executor(str(body["code"]))
         else:
             output = {"status": "error", "ename": "NotSupported",
