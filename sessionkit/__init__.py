@@ -1,11 +1,10 @@
 """sessionkit: one Python interface over interactive Spark sessions in the cloud.
 
->>> import sessionkit
->>> sorted(sessionkit.available_backends())[:3]
-['athena', 'emr-serverless', 'glue']
+``sessionkit.available_backends()`` names the backends this installation can open (the
+built-in ones and any registered); :func:`open_session` takes one of those names.
 
-Names are loaded on first use, so ``import sessionkit`` stays cheap and imports neither boto3
-nor tenacity.
+Names are loaded on first use, so ``import sessionkit`` stays cheap and imports no provider SDK
+and not tenacity.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A key *looks secret* when it names a password, token, credential, secret, signature, SAS or an
 access, account, private, session or API key (``spark.hadoop.fs.s3a.secret.key``,
-``spark.hadoop.fs.azure.account.key.<account>.dfs.core.windows.net``, ``AuthToken``...). The
+``spark.hadoop.fs.<scheme>.account.key.<account>``, ``AuthToken``...). The
 whole value under such a key is replaced by ``***``, never a prefix: a value with a space in it
 must not leak its tail.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -105,7 +106,7 @@ def redact(value: Any) -> Any:
     """Return a deep copy of ``value`` with every secret replaced by ``***``.
 
     Mappings have the values of secret-looking keys replaced (at any depth, in lists too);
-    strings (a Glue ``--conf`` argument, say) have their ``key=value`` pairs redacted.
+    strings (a ``--conf`` argument string, say) have their ``key=value`` pairs redacted.
 
     Args:
         value: A mapping, list, string or scalar.
@@ -144,20 +145,30 @@ class RedactingFilter(logging.Filter):
 
 _FILTER = RedactingFilter()
 
-#: Loggers whose records can carry request or response bodies, and sessionkit's own.
-_ROOTS = ("sessionkit", "botocore", "boto3", "urllib3", "httpx", "httpcore", "s3transfer")
+#: Loggers whose records can carry request or response bodies: sessionkit's own, the generic
+#: HTTP stack's, and whatever each provider package adds through :func:`install_log_redaction`.
+_ROOTS: set[str] = {"sessionkit", "urllib3"}
+_ROOTS_LOCK = threading.Lock()
 
 
-def install_log_redaction() -> None:
+def install_log_redaction(roots: Iterable[str] = ()) -> None:
     """Attach the redacting filter to sessionkit's and the SDKs' loggers (idempotent).
 
     A logger filter applies only to records logged on that very logger, so the filter goes on
-    each root above and on every existing logger below them; calling this again after an SDK
-    created more loggers covers those too.
+    each root and on every existing logger below them; calling this again after an SDK created
+    more loggers covers those too.
+
+    Args:
+        roots: Top-level logger names of a provider's SDK, added (for good) to the roots
+            covered; each provider package passes its own when it builds a backend, so the core
+            never needs to know them.
     """
-    names = set(_ROOTS)
+    with _ROOTS_LOCK:
+        _ROOTS.update(roots)
+        covered = frozenset(_ROOTS)
+    names = set(covered)
     names.update(
-        name for name in list(logging.root.manager.loggerDict) if name.split(".", 1)[0] in _ROOTS
+        name for name in list(logging.root.manager.loggerDict) if name.split(".", 1)[0] in covered
     )
     for name in names:
         target = logging.getLogger(name)

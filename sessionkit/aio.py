@@ -3,7 +3,7 @@
 ```python
 import sessionkit.aio as aio
 
-async with aio.open_session("glue", role=ROLE, region="eu-west-1") as session:
+async with aio.open_session(BACKEND, role=ROLE, **CONNECTION) as session:
     result = await session.run("spark.range(10).count()")
 ```
 
@@ -295,7 +295,7 @@ class AsyncSession:
 
     @property
     def backend(self) -> str:
-        """The backend name, e.g. ``"glue"``."""
+        """The backend name, as given to ``open_session``."""
         return self._session.backend
 
     @property

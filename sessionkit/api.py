@@ -106,13 +106,14 @@ def open_session(
 
     Everything is checked before the first call to the service: unknown keywords, unsupported
     or invalid fields and a missing location raise :class:`~sessionkit.errors.InvalidConfigError`
-    naming the field. Starting is idempotent: a retried start reuses the same client token (Glue:
-    the same session Id), so one call never creates two sessions. If the session fails to become
+    naming the field. Starting is idempotent: a retried start reuses the same idempotency key (the
+    service's client token, or the unique session name where the service uses names as
+    tokens), so one call never creates two sessions. If the session fails to become
     ready (failed, degraded, timed out, Ctrl-C), its stop is requested before the error is raised.
 
     Args:
-        backend: The backend name: ``"glue"``, ``"emr-serverless"``, ``"athena"`` or a registered
-            one.
+        backend: The backend name: a built-in one (see
+            :func:`~sessionkit.available_backends` and the backends page) or a registered one.
         wait: Wait until READY (default); ``False`` returns right after the start call.
         timeout: The longest the whole open may take, pre-flight (an application start)
             included (``timedelta`` or seconds); default 20 minutes for the wait for READY.
@@ -157,7 +158,7 @@ def open_session(
             backend=impl,
         )
     attempts = [0]
-    # A client that retries inside botocore may have landed a start whose answer was lost even
+    # A client that retries inside its SDK may have landed a start whose answer was lost even
     # on sessionkit's first attempt, so every attempt must be ready to adopt it. Not with a
     # token the caller chose: that session may be someone else's, and adopting it would stop it.
     chosen = prepared.token in (session_config.name, session_config.client_token)
@@ -291,8 +292,8 @@ def list_sessions(
 ) -> Iterator[SessionInfo]:
     """Iterate over the sessions of a backend's location, all pages.
 
-    The state filter runs on the service where the API can (EMR Serverless ``states``, Athena's
-    single ``StateFilter``) and client-side otherwise.
+    The state filter runs on the service where its list call takes one (each backend's page
+    says whether it does) and client-side otherwise.
 
     Args:
         backend: The backend name.
@@ -356,15 +357,16 @@ def ensure_session(
     and *not owned*: leaving a ``with`` block leaves it running for the others using it. If
     there is none, a session is opened under that name and is owned. Two processes racing on
     one name end with one session: where the service refuses a second session under a name
-    (Glue's Id) the loser's start fails and it attaches to the winner; where names are not
-    unique (EMR Serverless, Athena), each process looks again after its start, and every process
+    (a backend whose names are unique ids) the loser's start fails and it attaches to the
+    winner; where names are not unique, each process looks again after its start, and every process
     but the one whose session is the oldest stops its own and attaches to the oldest. (A later
     start is younger because it began after the other process looked; equal creation times
     are broken by id.)
 
     Args:
         backend: The backend name.
-        name: The session name (Glue: the session Id; Athena: the ``Description``).
+        name: The session name (the service field it goes to is the backend's ``name``
+            mapping; see the backends page).
         wait: Wait until the session is READY (default).
         timeout: The longest wait for READY; default 20 minutes.
         poll_policy: How to poll and retry; default :data:`~sessionkit.waiting.DEFAULT_POLL`.

@@ -95,12 +95,11 @@ class WaitTimeoutError(SessionKitError, TimeoutError):
 class ServiceError(SessionKitError):
     """The service answered with an error.
 
-    The original :class:`botocore.exceptions.ClientError` (or connection error) is kept as
-    ``__cause__``.
+    The SDK's original exception (or connection error) is kept as ``__cause__``.
 
     Attributes:
         code: The service's error code, e.g. ``"EntityNotFoundException"``.
-        request_id: The AWS request id, for a support case; ``None`` when there was no answer.
+        request_id: The service's request id, for a support case; ``None`` when there was no answer.
         retryable: Whether retrying the same call may succeed (throttling, 5xx, connection).
         operation: The service operation that failed, e.g. ``"GetSession"``.
     """

@@ -3,9 +3,9 @@
 Platforms that open tens or hundreds of sessions should not poll each one on its own: a
 hundred sessions polled every second is a hundred calls per second, which gets an account
 throttled. :func:`wait_all` refreshes the sessions of one backend, client and location together,
-with one list call per page per round (Glue ``ListSessions`` returns full records; EMR Serverless
-and Athena return each session's state), and describes sessions one by one only where that is
-cheaper (a few awaited sessions among many listed). No thread is started.
+with one list call per page per round (some services' list calls return full records, others
+each session's state), and describes sessions one by one only where that is cheaper (a few
+awaited sessions among many listed). No thread is started.
 
 :class:`FleetPoller` is the engine underneath, for callers who want each session as it arrives:
 
@@ -13,11 +13,13 @@ cheaper (a few awaited sessions among many listed). No thread is started.
 from sessionkit import open_session
 from sessionkit.fleet import FleetPoller
 from sessionkit.testing import Emulator
+from sessionkit.testing.emulator import emulated_backends
 
 emulator = Emulator()
-connection = {"client": emulator.client("glue"), "poll_policy": emulator.poll_policy()}
-role = "arn:aws:iam::123456789012:role/Demo"
-sessions = [open_session("glue", wait=False, role=role, **connection) for _ in range(20)]
+backend = emulated_backends()[0]  # any of them: each has its own keywords and role
+connection = {**emulator.keywords(backend), "poll_policy": emulator.poll_policy()}
+role = emulator.role(backend)
+sessions = [open_session(backend, wait=False, role=role, **connection) for _ in range(20)]
 poller = FleetPoller(sessions, timeout=600)
 for outcome in poller.as_completed():       # each session as soon as it is READY
     print(outcome.info.id, outcome.status)   # "done", "failed" or "timed_out"

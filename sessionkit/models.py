@@ -39,7 +39,7 @@ __all__ = [
 _REDACTED = REDACTED
 
 #: The idle timeout every session gets on a backend that has one, unless the caller sets one
-#: (the services' own defaults run to days: Glue's is 48 hours).
+#: (some services' own defaults run to days).
 DEFAULT_IDLE_TIMEOUT = timedelta(minutes=60)
 
 #: The longest duration any field takes (no service allows more than a few weeks); beyond it a
@@ -176,7 +176,7 @@ def _optional_frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, An
 
 @attrs.frozen(kw_only=True)
 class Workers:
-    """A fixed pool of workers of one type (Glue ``NumberOfWorkers`` and ``WorkerType``).
+    """A fixed pool of workers of one type (a worker count and a worker type name).
 
     Attributes:
         count: How many workers, at least 1.
@@ -281,28 +281,27 @@ class SessionConfig:
     timeout send :data:`DEFAULT_IDLE_TIMEOUT` when ``idle_timeout`` is not set.
 
     Attributes:
-        name: A name for the session (Glue: the session ``Id``).
+        name: A name for the session (each backend's page says which request field it fills).
         description: Free text describing the session.
         role: The identity the session runs as, in the provider's form (checked by the
-            backend): an IAM role ARN on AWS, a service-account e-mail on Dataproc, the proxy
-            user on Livy.
+            backend): a role's resource name, a service-account e-mail or a proxy user.
         idle_timeout: Stop the session after this long without work.
-        max_duration: Stop the session after this long in any case (Glue ``Timeout``).
+        max_duration: Stop the session after this long in any case.
         spark_conf: Spark properties, e.g. ``{"spark.sql.shuffle.partitions": "64"}``.
         tags: Resource tags.
-        workers: A fixed worker pool (Glue).
-        max_dpus: Capacity in DPUs (Glue ``MaxCapacity``, Athena ``MaxConcurrentDpus``).
-        runtime_version: The engine version (Glue ``GlueVersion``).
+        workers: A fixed worker pool, on a backend that sizes sessions by workers.
+        max_dpus: Capacity in DPUs (data processing units), on a backend that counts them.
+        runtime_version: The engine or runtime version, on a backend that sets it per session.
         client_token: Idempotency token; generated once per ``open_session`` if absent.
-        spark_connect: The session must serve a Spark Connect endpoint (Glue:
-            ``SessionType="SPARK_CONNECT"``; Athena: the work group's engine must offer one;
-            EMR Serverless sessions always do).
+        spark_connect: The session must serve a Spark Connect endpoint (a backend asks for a
+            Spark Connect session type, checks that its location's engine offers one, or
+            accepts it when every session serves one).
         options: The service's own request keys, merged into the request as given; a key
             whose value is ``None`` counts as not given.
         sessionkit_tags: Tag the session with ``sessionkit:created-by`` and
             ``sessionkit:expires-at`` (for ``sweep_sessions``); ``False`` leaves them off. The
             ``sessionkit:start-token`` tag that proves a session is this start's stays where a
-            backend needs it for ownership (Glue, EMR Serverless).
+            backend needs it for ownership (one whose start has no other proof).
     """
 
     name: str | None = attrs.field(default=None, validator=_optional_str)
@@ -375,7 +374,7 @@ class SessionConfig:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    """Make timestamps timezone-aware, in UTC (botocore parses into local time)."""
+    """Make timestamps timezone-aware, in UTC (some SDKs parse them into local time)."""
     if value is None:
         return None
     if value.tzinfo is None:
@@ -388,16 +387,16 @@ class Usage:
     """Resources a session consumed, as far as the service reports them (every field optional).
 
     Attributes:
-        dpu_seconds: DPU-seconds (Glue ``DPUSeconds``; Athena ``DpuExecutionInMillis`` / 1000).
-        vcpu_hours: vCPU-hours (EMR Serverless ``totalResourceUtilization``).
-        memory_gb_hours: GB-hours of memory (EMR Serverless).
-        storage_gb_hours: GB-hours of storage (EMR Serverless).
-        billed: What was billed, where the service says (EMR Serverless
-            ``billedResourceUtilization``).
-        execution_seconds: Wall-clock run time (Glue ``ExecutionTime``, EMR Serverless
-            ``totalExecutionDurationSeconds``).
-        dcu_seconds: Data Compute Unit seconds (Dataproc ``runtime_info.approximate_usage``).
-        shuffle_storage_gb_seconds: Shuffle storage GB-seconds (Dataproc).
+        dpu_seconds: DPU-seconds (data processing units times seconds).
+        vcpu_hours: vCPU-hours.
+        memory_gb_hours: GB-hours of memory.
+        storage_gb_hours: GB-hours of storage.
+        billed: What was billed, in the same units, where the service says.
+        execution_seconds: Wall-clock run time.
+        dcu_seconds: Data Compute Unit seconds.
+        shuffle_storage_gb_seconds: Shuffle storage GB-seconds.
+
+    Each backend's page says which of its service's figures fill which field.
     """
 
     dpu_seconds: float | None = None
@@ -416,23 +415,23 @@ class SessionInfo:
 
     Attributes:
         id: The session id.
-        backend: The backend name, e.g. ``"glue"``.
+        backend: The backend name, as given to ``open_session``.
         state: The common state.
         native_state: The service's own state string.
-        reason: The service's explanation of the state (Glue ``ErrorMessage``, EMR Serverless
-            ``stateDetails``, Athena ``StateChangeReason``).
+        reason: The service's explanation of the state (its error message or state
+            details).
         name: The session's name, where the service keeps one.
         created_at: When the session was created (timezone-aware).
         started_at: When it became ready.
         ended_at: When it ended.
         idle_since: Since when it has been idle.
         idle_timeout: The idle timeout in force.
-        arn: The session's ARN (AWS only, where the service returns one).
-        resource_name: The service's full name for the session: the ARN on AWS (where
-            returned), ``projects/P/locations/R/sessions/S`` on Dataproc, the session URL on
-            Livy; defaults to :attr:`arn`.
-        progress: The service's own start-up progress, 0..1, where it reports one (Glue
-            ``Progress``), else ``None``.
+        arn: The session's Amazon Resource Name, where the service returns one.
+        resource_name: The service's full name for the session (a resource name, a resource
+            path or the session's URL; each backend's page says which); defaults to
+            :attr:`arn`.
+        progress: The service's own start-up progress, 0..1, where it reports one, else
+            ``None``.
         tags: The session's tags (read-only), or ``None`` when the answer did not carry them
             (list summaries often do not; ``sweep_sessions`` looks them up).
         usage: Resources consumed so far.
@@ -492,7 +491,7 @@ class StatementResult:
     """The outcome of code run in a session.
 
     Attributes:
-        id: The statement (Glue) or calculation (Athena) id.
+        id: The statement's (or calculation's) id.
         state: The common statement state.
         output: The text the code printed or returned, or ``None`` when unavailable.
         error_name: The exception's type name when the code failed.
@@ -500,7 +499,7 @@ class StatementResult:
         traceback: The traceback lines when the code failed.
         started_at: When execution started.
         completed_at: When execution ended.
-        progress: The service's own progress, 0..1, where it reports one (Glue ``Progress``).
+        progress: The service's own progress, 0..1, where it reports one.
         raw: The service's own record, read-only.
     """
 

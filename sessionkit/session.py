@@ -151,7 +151,7 @@ class SessionRef:
     ``serialize()``, a queue message or a file.
 
     Attributes:
-        backend: The backend name, e.g. ``"glue"``.
+        backend: The backend name, as given to ``open_session``.
         session_id: The service's session id.
         location: The backend's location keywords (e.g. ``{"application_id": "..."}``), plain
             values only.
@@ -205,7 +205,7 @@ class SessionRef:
 
         Args:
             poll_policy: How to poll and retry; default :data:`~sessionkit.DEFAULT_POLL`.
-            **connection: The backend's connection keywords (``client=``, ``region=``, ...);
+            **connection: The backend's connection keywords (``client=``, credentials, ...);
                 the location comes from the reference.
 
         Returns:
@@ -287,7 +287,7 @@ class Session:
 
     @property
     def backend(self) -> str:
-        """The backend name, e.g. ``"glue"``."""
+        """The backend name, as given to ``open_session``."""
         return self._backend.name
 
     @property
@@ -304,8 +304,8 @@ class Session:
     def usage(self) -> Usage:
         """Usage as of the last look at the session.
 
-        Polls and list calls do not always carry usage figures (Athena's light status call,
-        EMR Serverless list summaries); when the last look had none, this makes one describe
+        Polls and list calls do not always carry usage figures (a light status call, a list
+        summary); when the last look had none, this makes one describe
         call to fetch them. Call :meth:`refresh` for current figures.
         """
         if self._info.usage == Usage() and self._usage_looked_up is not self._info:
@@ -522,8 +522,8 @@ class Session:
 
         Args:
             wait: Wait until the session has stopped (default). ``False`` only requests the stop.
-            delete: Also delete the session's record where the service keeps one (Glue
-                ``DeleteSession``); implies waiting for STOPPED first.
+            delete: Also delete the session's record where the service keeps one after the
+                stop; implies waiting for STOPPED first.
             timeout: The longest wait for STOPPED; default: the poll policy's.
 
         Returns:
@@ -732,7 +732,7 @@ class Session:
         ``SparkSession`` is made on the first call and returned again by later calls while it
         is open; calling ``.stop()`` on it makes the next call connect anew.
 
-        The endpoint's token expires (after about an hour on AWS), so the client does not keep
+        The endpoint's token may expire (some after about an hour), so the client does not keep
         the token it started with: every gRPC call it makes asks :meth:`endpoint` for the
         current one, which fetches a fresh endpoint when the cached token expires within a
         minute. Limits: the refresh needs this :class:`Session` object (and its credentials to
@@ -749,7 +749,7 @@ class Session:
             NotSupportedError: When PySpark with Spark Connect is not installed, or the backend
                 has no Spark Connect endpoint.
         """
-        # A backend whose service needs its own Spark Connect client (Dataproc's) supplies it.
+        # A backend whose service needs its own Spark Connect client supplies it.
         own = getattr(self._backend, "_spark", None)
         if own is not None:
             spark = own(self)

@@ -21,7 +21,7 @@ class SessionState(str, enum.Enum):
     """
 
     PENDING = "PENDING"
-    """Accepted by the service, not yet starting (EMR Serverless ``SUBMITTED``)."""
+    """Accepted by the service, not yet starting (a service's ``SUBMITTED``, say)."""
     STARTING = "STARTING"
     """Resources are being provisioned."""
     READY = "READY"
@@ -29,7 +29,7 @@ class SessionState(str, enum.Enum):
     BUSY = "BUSY"
     """Started and running work."""
     DEGRADED = "DEGRADED"
-    """Running but unhealthy (Athena ``DEGRADED``)."""
+    """Running but unhealthy (a service's ``DEGRADED``, say)."""
     STOPPING = "STOPPING"
     """A stop was requested and is under way."""
     STOPPED = "STOPPED"
@@ -37,7 +37,7 @@ class SessionState(str, enum.Enum):
     FAILED = "FAILED"
     """Failed; the service's reason is on :attr:`SessionInfo.reason`."""
     TIMED_OUT = "TIMED_OUT"
-    """Ended by the service's own time limit (Glue ``TIMEOUT``)."""
+    """Ended by the service's own time limit (a service's ``TIMEOUT``, say)."""
     UNKNOWN = "UNKNOWN"
     """A native state sessionkit does not know (logged as a warning)."""
 
@@ -73,7 +73,7 @@ _ALIVE = frozenset(
 
 
 class StatementState(str, enum.Enum):
-    """The state of a statement (Glue) or calculation (Athena) run in a session."""
+    """The state of a statement (or calculation) run in a session."""
 
     PENDING = "PENDING"
     """Submitted, waiting for the session."""
@@ -112,7 +112,7 @@ def normalize_state(native: str | None, table: Mapping[str, _E], *, unknown: _E,
         native: The service's state string, e.g. ``"PROVISIONING"``.
         table: The backend's state table.
         unknown: The enum member to return for values not in the table.
-        source: Who reported the state (for the log record), e.g. ``"glue"``.
+        source: Who reported the state (for the log record), e.g. the backend name.
 
     Returns:
         The common state.

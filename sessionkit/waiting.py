@@ -30,28 +30,29 @@ tests run all of sessionkit on virtual time by passing a policy with their own `
 ## One budget of calls per client
 
 Every call sessionkit makes (polls, retries, starts, stops, list pages) first takes a token
-from a token bucket kept per API client (the boto3 client object for the AWS backends; see
+from a token bucket kept per API client (the SDK client object the backend calls through; see
 `Backend.budget_key`), refilled at `CallBudget.rate` calls per second up to `CallBudget.burst`.
 Sessions sharing a client share its bucket, so a hundred waits in one process together stay
 under the rate. An empty bucket sleeps on the calling policy's clock (virtual time in tests).
 The budget lives in the core, in the call paths of `Session`, the registry and the fleet, and
-not inside the AWS client wrapper: only the core knows the policy's clock, and a backend that
-is not AWS gets the same protection.
+not inside a provider's client wrapper: only the core knows the policy's clock, and every
+backend gets the same protection.
 
-## Retries, and botocore's own
+## Retries, and the SDK's own
 
 Throttling, 5xx answers, connection errors and read timeouts are retried with capped
 exponential backoff (`retry_first` doubling up to `retry_cap`, `max_attempts` tries in all) on
 every operation: start, describe, list, stop (a stop is tried at least 12 times). Errors that a
-retry cannot fix raise on the first attempt, as a typed `ServiceError` carrying the AWS request
-id. Starting is safe to retry because every attempt sends the same client token (Glue: the
-same session Id), and a lost answer is adopted on the next attempt.
+retry cannot fix raise on the first attempt, as a typed `ServiceError` carrying the service's
+request id. Starting is safe to retry because every attempt sends the same idempotency key (the
+service's client token, or the session's unique name where the service has no token), and a
+lost answer is adopted on the next attempt.
 
-Clients sessionkit builds are configured with botocore's `standard` retry mode and
-`total_max_attempts=1`: botocore makes one attempt, sessionkit makes every retry, under its
-budget and deadline. A client you inject (`client=`) keeps its own configuration. When it
-retries inside botocore (`Backend.transport_attempts()` > 1, for instance botocore's default of
-3 attempts), sessionkit divides `max_attempts` by botocore's attempts, so a failing call is
+Clients sessionkit builds are configured to make one attempt per call (each provider's page
+says how): the SDK makes one attempt, sessionkit makes every retry, under its budget and
+deadline. A client you inject (`client=`) keeps its own configuration. When it retries inside
+the SDK (`Backend.transport_attempts()` > 1, for instance an SDK's default of 3 attempts),
+sessionkit divides `max_attempts` by the SDK's attempts, so a failing call is
 tried about `max_attempts` times in all rather than the product of both; explicit attempt
 counts (a stop's) and polling waits, which poll through errors until their deadline, are not
 reduced. Such a client may also have landed a start whose answer it lost before sessionkit saw
@@ -212,7 +213,7 @@ class CallBudget:
     """How many calls per second one API client may make, shared by every wait in the process.
 
     A token bucket: ``burst`` calls may go at once, then ``rate`` per second on average. The
-    defaults stay well under the published control-plane limits of the three AWS services, so
+    defaults stay well under the published control-plane limits of the built-in services, so
     sessionkit's own polling is not what gets an account throttled.
 
     Attributes:
@@ -736,11 +737,11 @@ class StartSchedule:
         return gap * (1.0 - jitter * rng.random())
 
 
-#: EMR on EC2 interactive sessions (a Livy session on a running cluster): ready within ~10-120 s.
+#: Sessions on an already running cluster (a driver on existing nodes): ready within ~10-120 s.
 EMR_ON_EC2_PRIOR = ReadyPrior.between(10.0, 120.0)
-#: Dataproc Serverless interactive sessions: ready within ~60-120 s.
+#: Serverless sessions that provision their own driver and workers: ready within ~60-120 s.
 DATAPROC_PRIOR = ReadyPrior.between(60.0, 120.0)
-#: Apache Livy sessions (YARN or Kubernetes launching the driver): ready within ~15-90 s.
+#: Sessions whose driver a YARN or Kubernetes scheduler launches: ready within ~15-90 s.
 LIVY_PRIOR = ReadyPrior.between(15.0, 90.0)
 
 #: The default for waiting on sessions: first poll within 1 s, then x1.5 up to 10 s, 20 minutes.
@@ -766,7 +767,7 @@ class PageGuard:
     One guard per pass over a list call (``list_sessions``, one round of ``wait_all``).
 
     Args:
-        what: Words for the error, e.g. ``"list glue sessions"``.
+        what: Words for the error, e.g. ``"list sessions"``.
         max_pages: The most pages the pass may read.
     """
 
@@ -984,8 +985,8 @@ def call_with_retries(
         deadline: A ``policy.clock()`` reading after which no retry starts.
         retry_on: Which errors to retry; default: retryable :class:`ServiceError`.
         backend: The backend ``call`` goes through: every attempt spends from its client's
-            budget, and when its client retries inside botocore, ``policy.max_attempts`` is
-            divided by botocore's attempts (see the module docs).
+            budget, and when its client retries inside the SDK, ``policy.max_attempts`` is
+            divided by the SDK's attempts (see the module docs).
 
     Returns:
         What ``call`` returned.
@@ -1120,7 +1121,7 @@ def stop_on_sigterm() -> Iterator[None]:
         ```python
         from sessionkit.waiting import stop_on_sigterm
 
-        with stop_on_sigterm(), open_session("glue", role=ROLE) as session:
+        with stop_on_sigterm(), open_session(BACKEND, role=ROLE) as session:
             session.run("spark.range(10).count()")
         ```
 

@@ -142,7 +142,7 @@ def test_import_does_not_import_boto3_or_tenacity() -> None:
     assert out.stdout.split() == ["False", "False", "False"]
 
 
-@pytest.mark.parametrize("name", ["glue", "emr-serverless", "athena"])
+@pytest.mark.parametrize("name", ["glue", "emr-serverless", "athena", "emr", "dataproc", "livy"])
 def test_capabilities_match_the_primitives(name: str) -> None:
     """A capability is declared exactly when the backend implements its primitive."""
     from sessionkit.backends.base import Backend

@@ -1,5 +1,5 @@
 """Backends: one module per service, each implementing :class:`~sessionkit.backends.base.Backend`.
 
-The AWS backends are imported lazily through the registry; importing this package does not
-import boto3.
+Each provider's backends are imported lazily through the registry; importing this package
+imports no provider SDK.
 """

@@ -143,7 +143,7 @@ def _guarded(name: str, method: F) -> F:
             raise malformed(f"{self.name} {name.lstrip('_')}", problem) from exc
         if name in ("_describe", "_describe_light") and args:
             wanted = args[0]
-            # A session may be asked for by its id or by its full resource name (Dataproc).
+            # A session may be asked for by its id or by its full resource name, where it has one.
             if not isinstance(result, SessionInfo) or wanted not in (
                 result.id,
                 result.resource_name,

@@ -2,13 +2,16 @@
 
 ``sessionkit demo`` shows the whole lifecycle on the local emulator, with no cloud account.
 The other commands work against the backend's service (its options come from the backend:
-``sessionkit open --help``) or, with ``--local``, against an emulator that lives in the process
-for the duration of one command.
+``sessionkit open --help``), with ``--local`` against an emulator that lives in the process
+for the duration of one command, or with ``--emulator URL`` (``SESSIONKIT_EMULATOR_URL``)
+against one ``sessionkit emulator serve`` serves, which outlives each command.
 
 The package: :mod:`~sessionkit.cli.parser` (the argument parser, built from the one table of
 backends in :mod:`~sessionkit.cli.backends`), :mod:`~sessionkit.cli.commands` (the commands,
 on the public API only), :mod:`~sessionkit.cli.output` (lines, JSON, errors, progress),
-:mod:`~sessionkit.cli.local` (``--local``) and :mod:`~sessionkit.cli.demo`.
+:mod:`~sessionkit.cli.local` (``--local``), :mod:`~sessionkit.cli.remote` (``--emulator``),
+:mod:`~sessionkit.cli.sweep` (``sweep``), :mod:`~sessionkit.cli.serve` (``emulator serve``)
+and :mod:`~sessionkit.cli.demo`.
 
 Exit codes: 0 success, 1 a failed step or a service error, 2 a usage or configuration error
 (missing credentials included), 130 interrupted (Ctrl-C; a session the command opened is

@@ -32,6 +32,7 @@ class BackendRow:
         cli_fields: Backend keywords offered as ``--kebab-case`` options.
         location_fields: The keywords that locate its sessions.
         connection_fields: The keywords that reach the provider.
+        supported_fields: The :class:`~sessionkit.SessionConfig` fields the backend translates.
         capabilities: What the backend can do.
         config_error_codes: Service error codes that mean a configuration problem.
         cli_aliases: Python keyword to the CLI option that stands for it.
@@ -43,6 +44,7 @@ class BackendRow:
     cli_fields: tuple[str, ...] = ()
     location_fields: tuple[str, ...] = ()
     connection_fields: tuple[str, ...] = ()
+    supported_fields: frozenset[str] = frozenset()
     capabilities: Capabilities | None = None
     config_error_codes: frozenset[str] = frozenset()
     cli_aliases: Mapping[str, str] = attrs.field(factory=dict)
@@ -78,9 +80,35 @@ def row(name: str) -> BackendRow:
         cli_fields=tuple(getattr(factory, "cli_fields", ())),
         location_fields=tuple(getattr(factory, "location_fields", ())),
         connection_fields=tuple(getattr(factory, "connection_fields", ())),
-        capabilities=getattr(factory, "capabilities", None),
+        supported_fields=frozenset(getattr(factory, "supported_fields", ())),
+        capabilities=capabilities_of(factory),
         config_error_codes=frozenset(getattr(factory, "config_error_codes", ())),
         cli_aliases=dict(getattr(factory, "cli_aliases", {})),
+    )
+
+
+def capabilities_of(factory: Any) -> Capabilities | None:
+    """The capabilities ``factory`` declares, or, where it declares none, what it implements.
+
+    A backend class that leaves ``capabilities`` at the base class's default (nothing
+    optional) but implements the statement primitives, or the endpoint one, can still do
+    that; reading the overrides keeps ``run`` and ``demo`` from refusing what works.
+    """
+    from sessionkit.backends.base import Backend
+
+    declared: Capabilities | None = getattr(factory, "capabilities", None)
+    if not (isinstance(factory, type) and issubclass(factory, Backend)):
+        return declared
+    if declared is not Backend.capabilities:
+        return declared
+
+    def overrides(name: str) -> bool:
+        return getattr(factory, name, None) is not getattr(Backend, name)
+
+    return attrs.evolve(
+        Backend.capabilities,
+        statements=overrides("_run") and overrides("_statement"),
+        spark_connect=overrides("_endpoint"),
     )
 
 

@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sessionkit.cli import backends, local
+import attrs
+
+from sessionkit.cli import backends, local, remote
 from sessionkit.cli.backends import BackendRow, UsageError, flag
 from sessionkit.cli.output import Progress, data, info_dict, print_info, result_dict, say
 
@@ -40,8 +42,13 @@ class Target:
     Attributes:
         row: The backend's row of the table.
         keywords: Connection and location keywords for the entry points.
-        policy: The poll policy (the emulator's virtual clock with ``--local``).
+        policy: The poll policy (the emulator's virtual clock with ``--local``, the served
+            emulator's wall clock with ``--emulator``; ``--call-timeout`` sets its
+            ``call_deadline``).
         local: The process-local emulator, with ``--local``.
+        remote: The served emulator, with ``--emulator`` (or ``SESSIONKIT_EMULATOR_URL``).
+        role: The identity sessions run as when ``--role`` is not given (an emulator's
+            stand-in), or ``None``.
     """
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -64,7 +71,21 @@ class Target:
             key, value = text
             self.keywords[key] = _plain_value(value)
         self.local: local.Local | None = None
-        if getattr(args, "local", False):
+        self.remote: remote.Remote | None = None
+        self.role: str | None = None
+        url = remote.url_from(getattr(args, "emulator", None))
+        if url is not None and getattr(args, "local", False):
+            raise UsageError(
+                "--local and --emulator (or SESSIONKIT_EMULATOR_URL) both choose an emulator; "
+                "give one"
+            )
+        if url is not None:
+            self.remote = remote.Remote(url)
+            reached, self.role = self.remote.connect(self.row.name)
+            # Location options given on the command line choose another location on it.
+            self.keywords = {**reached, **self.keywords, **given}
+            self.policy: PollPolicy = self.remote.poll_policy(DEFAULT_POLL)
+        elif getattr(args, "local", False):
             emulated = backends.emulated()
             if self.row.name not in emulated:
                 raise UsageError(
@@ -75,10 +96,14 @@ class Target:
                     raise UsageError(f"{flag(field)} cannot be used with --local")
             self.local = local.local()
             self.keywords = {**self.local.keywords(self.row.name), **self.keywords, **given}
-            self.policy: PollPolicy = self.local.poll_policy()
+            self.role = self.local.role(self.row.name)
+            self.policy = self.local.poll_policy()
         else:
             self.keywords.update(given)
             self.policy = DEFAULT_POLL
+        call_timeout = getattr(args, "call_timeout", None)
+        if call_timeout is not None:
+            self.policy = attrs.evolve(self.policy, call_deadline=call_timeout)
 
     @property
     def backend(self) -> str:
@@ -138,7 +163,7 @@ def open_session(
     progress.follow(session)
     if wait:
         try:
-            session.wait_until_ready(timeout)
+            session.wait_until_ready(timeout, on_progress=progress.on_progress)
         except BaseException:
             stop_quietly(session)
             raise
@@ -160,9 +185,7 @@ def stop_quietly(session: Session) -> None:
 def config_from(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     """The SessionConfig fields the open options ask for."""
     config: dict[str, Any] = {}
-    role = args.role
-    if role is None and target.local is not None:
-        role = target.local.role(target.backend)
+    role = args.role if args.role is not None else target.role
     if role is not None:
         config["role"] = role
     if args.name is not None:
@@ -207,7 +230,7 @@ def run_wait(args: argparse.Namespace) -> int:
     target = Target(args)
     progress = Progress(target.policy, sys.stderr)
     session = target.attach(args.session_id, progress)
-    session.wait_until_ready(args.timeout)
+    session.wait_until_ready(args.timeout, on_progress=progress.on_progress)
     progress.show()
     progress.finish()
     print_info(session.info, as_json=args.json)

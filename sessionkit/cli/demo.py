@@ -22,7 +22,7 @@ from sessionkit.cli.output import Progress, error, format_usage, say
 if TYPE_CHECKING:
     from sessionkit.session import Session
     from sessionkit.testing.emulator import Emulator
-    from sessionkit.testing.spark import LocalSparkConnect
+    from sessionkit.testing.spark import LocalSparkConnect, SparkConnectProxy
     from sessionkit.waiting import PollPolicy
 
 __all__ = ["PACE", "SPARK_EXTRA", "run_demo"]
@@ -43,11 +43,40 @@ SPARK_ROWS = 5
 SPARK_EXTRA = install_hint("spark")
 
 
+#: Real seconds one backend's demo may spend pacing. The emulated timelines differ by backend
+#: (some take a virtual minute to create a session, others a few seconds): paced alike, the slow
+#: ones would make ``--backend all`` take many seconds. Past this budget the clock runs freely.
+PACE_BUDGET = 0.4
+
+
 def make_emulator(pace: float) -> Emulator:
-    """The demo's own emulator, on a clock paced against real time so progress looks alive."""
+    """The demo's own emulator, on a clock paced against real time so progress looks alive.
+
+    The pacing stops once it has spent :data:`PACE_BUDGET` real seconds, so a backend with a
+    long emulated timeline shows its first states lively and the rest at once.
+    """
     from sessionkit.testing import Emulator, VirtualClock
 
-    return Emulator(clock=VirtualClock(pace=pace))
+    class BudgetedClock(VirtualClock):
+        """A paced clock that stops pacing after ``budget`` real seconds."""
+
+        def __init__(self, *, pace: float, budget: float) -> None:
+            super().__init__(pace=pace)
+            self._spent = 0.0
+            self._budget = budget
+            self._rate = pace
+
+        def sleep(self, seconds: float) -> None:
+            seconds = max(0.0, float(seconds))
+            if self._rate <= 0:
+                super().sleep(seconds)
+                return
+            paced = min(seconds, max(0.0, self._budget - self._spent) / self._rate)
+            self._spent += paced * self._rate
+            super().sleep(paced)
+            self.advance(seconds - paced)
+
+    return Emulator(clock=BudgetedClock(pace=pace, budget=PACE_BUDGET))
 
 
 def demo_policy(emulator: Emulator) -> PollPolicy:
@@ -58,6 +87,22 @@ def demo_policy(emulator: Emulator) -> PollPolicy:
 
     policy = PollPolicy(first=0.5, multiplier=1.3, cap=2.0, jitter=0.1, rng=random.Random(0))
     return emulator.poll_policy(policy)
+
+
+def demo_config(row: BackendRow, emulator: Emulator) -> dict[str, Any]:
+    """The session settings the demo asks for, each only where the backend supports it.
+
+    A backend without a statement API shows its Spark Connect endpoint instead, so the
+    session is opened for Spark Connect where the backend makes that a choice.
+    """
+    wanted: dict[str, Any] = {
+        "role": emulator.role(row.name),
+        "idle_timeout": timedelta(minutes=15),
+        "tags": {"purpose": "sessionkit-demo"},
+    }
+    if not row.statements:
+        wanted["spark_connect"] = True
+    return {field: value for field, value in wanted.items() if field in row.supported_fields}
 
 
 def spark_missing() -> tuple[str, str, str] | None:
@@ -114,28 +159,33 @@ class RealSpark:
         self.server = server
         self.executor = spark_executor(server)
 
-    def back(self, emulator: Emulator, row: BackendRow) -> tuple[bool, bool]:
+    def back(self, emulator: Emulator, row: BackendRow) -> tuple[bool, bool, SparkConnectProxy]:
         """Put this Spark behind the demonstrated backend where its capabilities lead.
 
-        Code runs here where the backend has a statement API; the Spark Connect endpoint
-        leads here only where it has none: a backend with statements may serve endpoints only
-        to some sessions or locations (a session opened for Spark Connect, a location on the
-        right engine), which the demo's default location need not be.
+        The service is switched over with :func:`sessionkit.testing.spark.attach`, the same
+        wiring tests use: statements run on this Spark, and endpoints lead to the emulator's
+        authenticating proxy in front of it, which accepts only the tokens the service grants.
+        Code runs here where the backend has a statement API; the demo connects through the
+        endpoint only where it has none (a backend with statements may serve endpoints only to
+        some sessions or locations, which the demo's default location need not be).
 
         Returns:
-            Whether the service's code now runs here, and whether its endpoint leads here.
+            Whether the service's code now runs here, whether its endpoint leads here, and the
+            proxy (the caller stops it when the backend's demo is over).
         """
+        from sessionkit.testing.spark import attach
+
+        proxy = attach(emulator, self.server, backends=[row.name], executor=self.executor)
         service = emulator.service(row.name)
         capabilities = row.capabilities
-        runs_code = endpoint_here = False
-        if row.statements and hasattr(service, "executor"):
-            service.executor = self.executor
-            runs_code = True
-        elif capabilities is not None and capabilities.spark_connect:
-            service.endpoint_url = self.server.url
-            service.endpoint_token = self.server.token
-            endpoint_here = True
-        return runs_code, endpoint_here
+        runs_code = row.statements and getattr(service, "executor", None) is self.executor
+        endpoint_here = (
+            not row.statements
+            and capabilities is not None
+            and capabilities.spark_connect
+            and getattr(service, "spark_proxy", None) is proxy
+        )
+        return runs_code, endpoint_here, proxy
 
 
 def start_spark(server: LocalSparkConnect) -> None:
@@ -228,19 +278,15 @@ def demo_one(row: BackendRow, *, pace: float, spark: RealSpark | None = None) ->
     say(f"== {backend} on the local emulator (no cloud account needed) ==")
     step = "set up the emulator"
     emulator: Emulator | None = None
+    proxy: SparkConnectProxy | None = None
     try:
         emulator = make_emulator(pace)
         began = emulator.clock.monotonic()
-        keywords: dict[str, Any] = {
-            **emulator.keywords(backend),
-            "role": emulator.role(backend),
-            "idle_timeout": timedelta(minutes=15),
-            "tags": {"purpose": "sessionkit-demo"},
-        }
+        keywords: dict[str, Any] = {**emulator.keywords(backend), **demo_config(row, emulator)}
         code, expected = CODE, EXPECTED
         code_on_spark = endpoint_on_spark = False
         if spark is not None:
-            code_on_spark, endpoint_on_spark = spark.back(emulator, row)
+            code_on_spark, endpoint_on_spark, proxy = spark.back(emulator, row)
             if code_on_spark:
                 code, expected = SPARK_CODE, SPARK_EXPECTED
         step = "open"
@@ -292,6 +338,9 @@ def demo_one(row: BackendRow, *, pace: float, spark: RealSpark | None = None) ->
         say(f"== {backend}: FAILED at step '{step}' ==")
         error(f"{backend} demo failed at step '{step}': {describe(exc)}")
         return False
+    finally:
+        if proxy is not None:
+            proxy.stop()
     elapsed = emulator.clock.monotonic() - began
     say(
         f"== {backend}: ok, {elapsed:.1f} s on the emulator's clock "

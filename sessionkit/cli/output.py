@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
+    from sessionkit.models import Progress as SessionProgress
     from sessionkit.models import SessionInfo, StatementResult, Usage
     from sessionkit.session import Session
     from sessionkit.waiting import PollPolicy
@@ -209,10 +210,12 @@ def print_info(info: SessionInfo, *, as_json: bool) -> None:
 class Progress:
     """Shows a session's state and the time since it started while sessionkit waits on it.
 
-    Session waits sleep between polls through the poll policy; this wraps the policy's sleep,
-    so each poll's state is shown right before the next pause, with the time on the policy's
-    clock (virtual seconds on the emulator: the same clock the demo's summary uses). On a
-    terminal the line updates in place; elsewhere a line is printed per state change.
+    Waits until READY report each change through the public ``on_progress=`` callback
+    (:meth:`on_progress`, passed to ``wait_until_ready``); a stop has no such callback, so this
+    also wraps the policy's sleep and shows the session's last seen state right before each
+    pause. The time is on the policy's clock (virtual seconds on the emulator: the same clock
+    the demo's summary uses). On a terminal the line updates in place; elsewhere a line is
+    printed per state change.
 
     Args:
         policy: The poll policy to wrap.
@@ -239,18 +242,24 @@ class Progress:
         self._session = session
         self.show()
 
+    def on_progress(self, progress: SessionProgress) -> None:
+        """The ``on_progress=`` callback: show the state a poll of the wait saw."""
+        self._show((progress.state.value, progress.native_state))
+
     def show(self) -> None:
         """Show the followed session's last seen state (on a terminal: always, in place)."""
-        global _open
         if self._session is None:
             return
         info = self._session.info
-        key = (info.state.value, info.native_state)
+        self._show((info.state.value, info.native_state))
+
+    def _show(self, key: tuple[str, str]) -> None:
+        global _open
         changed = key != self._last
         if not (changed or self._live):
             return
         self._last = key
-        text = f"  {self.elapsed():7.1f}s  {info.state.value:<9} ({info.native_state})"
+        text = f"  {self.elapsed():7.1f}s  {key[0]:<9} ({key[1]})"
         if not self._live:
             if _open is not None:
                 _open.finish()

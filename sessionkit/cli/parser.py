@@ -19,12 +19,15 @@ from typing import Any, NoReturn
 from sessionkit._version import __version__
 from sessionkit.cli.backends import BackendRow, flag
 
-__all__ = ["EXTRA_COMMANDS", "Parser", "build_parser", "duration", "timeout"]
+__all__ = ["EXTRA_COMMANDS", "Parser", "add_where", "build_parser", "duration", "timeout"]
 
 #: Further subcommands: name to ``"module:function"``; the function takes the subparsers
 #: object (``argparse._SubParsersAction``) and the backend rows, adds its parser and sets
-#: ``func``. The lead adds ``sweep`` and ``emulator`` here once they exist.
-EXTRA_COMMANDS: Mapping[str, str] = {}
+#: ``func``.
+EXTRA_COMMANDS: Mapping[str, str] = {
+    "sweep": "sessionkit.cli.sweep:add_parser",
+    "emulator": "sessionkit.cli.serve:add_parser",
+}
 
 #: Set by :func:`sessionkit.cli.main` when the command line asks for ``--json``.
 json_errors = False
@@ -106,7 +109,13 @@ def _names(rows: list[BackendRow], keep: Callable[[BackendRow], bool] = lambda r
     return ", ".join(r.name for r in rows if keep(r)) or "none installed"
 
 
-def _add_where(parser: argparse.ArgumentParser, rows: list[BackendRow]) -> None:
+def add_where(parser: argparse.ArgumentParser, rows: list[BackendRow]) -> None:
+    """Add the options that say where a command acts: the backend, its location, an emulator.
+
+    Args:
+        parser: The subcommand's parser.
+        rows: The backends, whose ``cli_fields`` become options.
+    """
     group = parser.add_argument_group("where")
     group.add_argument(
         "-b",
@@ -120,6 +129,20 @@ def _add_where(parser: argparse.ArgumentParser, rows: list[BackendRow]) -> None:
         "--local",
         action="store_true",
         help="use a local emulator that lives only while this command runs (no cloud account)",
+    )
+    group.add_argument(
+        "--emulator",
+        metavar="URL",
+        default=None,
+        help="use the emulator 'sessionkit emulator serve' serves at URL, shared by commands "
+        "run one after another (default: $SESSIONKIT_EMULATOR_URL)",
+    )
+    group.add_argument(
+        "--call-timeout",
+        type=timeout,
+        metavar="DURATION",
+        help="the longest one service call may take, retries included (e.g. 10s, 2m; "
+        "default: 60s); waits are bounded by --timeout instead",
     )
     owners: dict[str, list[str]] = {}
     for row in rows:
@@ -251,7 +274,7 @@ def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
         "A session that fails to become ready is stopped before the command exits.",
         every,
     )
-    _add_where(open_, rows)
+    add_where(open_, rows)
     _add_session_options(open_)
     open_.add_argument("--no-wait", action="store_true", help="return right after the start")
     open_.add_argument(
@@ -263,7 +286,7 @@ def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
         subparsers, "status", "show a session", "Describe one session (one call).", every
     )
     status.add_argument("session_id", metavar="SESSION_ID")
-    _add_where(status, rows)
+    add_where(status, rows)
     status.set_defaults(func=commands.run_status)
 
     wait = _command(
@@ -274,7 +297,7 @@ def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
         every,
     )
     wait.add_argument("session_id", metavar="SESSION_ID")
-    _add_where(wait, rows)
+    add_where(wait, rows)
     wait.add_argument(
         "--timeout", type=timeout, metavar="DURATION", help="the longest wait (default: 20m)"
     )
@@ -288,7 +311,7 @@ def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
         every,
     )
     stop.add_argument("session_id", metavar="SESSION_ID")
-    _add_where(stop, rows)
+    add_where(stop, rows)
     stop.add_argument("--no-wait", action="store_true", help="only request the stop")
     stop.add_argument(
         "--delete",
@@ -308,7 +331,7 @@ def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
         "List the sessions of a backend's location, all pages.",
         every,
     )
-    _add_where(list_, rows)
+    add_where(list_, rows)
     from sessionkit.states import SessionState
 
     list_.add_argument(
@@ -337,7 +360,7 @@ def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
     )
     run.add_argument("-f", "--file", metavar="FILE", help="run the code in FILE (- for stdin)")
     run.add_argument("--session-id", metavar="ID", help="run in this existing session")
-    _add_where(run, rows)
+    add_where(run, rows)
     _add_session_options(run)
     run.add_argument(
         "--timeout",

@@ -1,16 +1,18 @@
 """The local emulator of the session APIs, and test helpers users can import.
 
 ``sessionkit.testing`` is a product feature: the same emulator sessionkit tests itself against
-is yours for your own tests and demos, with no AWS account. ``Emulator.serve()`` (or
+is yours for your own tests and demos, with no cloud account. ``Emulator.serve()`` (or
 ``sessionkit emulator serve``, see :mod:`sessionkit.testing.server`) serves it on a loopback
 port for clients in other processes.
 
 >>> from sessionkit import open_session
 >>> from sessionkit.testing import Emulator
+>>> from sessionkit.testing.emulator import emulated_backends
 >>> emulator = Emulator()
->>> with open_session("glue", client=emulator.client("glue"),
+>>> backend = emulated_backends()[0]  # any; each has its own keywords and role
+>>> with open_session(backend, role=emulator.role(backend),
 ...                   poll_policy=emulator.poll_policy(),
-...                   role="arn:aws:iam::123456789012:role/Demo") as session:
+...                   **emulator.keywords(backend)) as session:
 ...     print(session.state)
 READY
 """
@@ -23,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sessionkit.testing.aws.athena import AthenaTimeline
     from sessionkit.testing.aws.emr_serverless import EmrServerlessTimeline
-    from sessionkit.testing.aws.glue import GlueTimeline, StatementOutcome, python_executor
-    from sessionkit.testing.base import EmulatedError, EmulatedService
+    from sessionkit.testing.aws.glue import GlueTimeline, python_executor
+    from sessionkit.testing.base import EmulatedError, EmulatedService, StatementOutcome
     from sessionkit.testing.clock import VirtualClock
     from sessionkit.testing.emulator import Call, Emulator, EmulatorDriftError
     from sessionkit.testing.faults import Fault
@@ -56,7 +58,7 @@ _WHERE = {
     "EmulatorDriftError": "emulator",
     "Fault": "faults",
     "GlueTimeline": "aws.glue",
-    "StatementOutcome": "aws.glue",
+    "StatementOutcome": "base",
     "VirtualClock": "clock",
     "python_executor": "aws.glue",
 }

@@ -18,12 +18,15 @@ if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator
 
 __all__ = [
+    "Dropped",
     "EmulatedError",
     "EmulatedService",
     "EmulatorDriftError",
     "HttpReply",
     "HttpRequest",
+    "HttpRoute",
     "Script",
+    "StatementOutcome",
     "page",
 ]
 
@@ -31,10 +34,10 @@ T = TypeVar("T")
 
 
 class EmulatedError(Exception):
-    """An error the emulated service answers with (becomes a real AWS error response).
+    """An error the emulated service answers with (becomes the service's own error response).
 
     Args:
-        code: The AWS error code, e.g. ``"EntityNotFoundException"``.
+        code: The service's error code, e.g. ``"EntityNotFoundException"``.
         message: The error message.
         status: The HTTP status.
     """
@@ -73,6 +76,56 @@ class HttpRequest:
             if key.lower() == wanted:
                 return value
         return None
+
+
+@attrs.frozen(kw_only=True)
+class StatementOutcome:
+    """What running a piece of code produced, for the emulated statement APIs.
+
+    Attributes:
+        output: The text printed or returned.
+        error_name: The exception type name, if it failed.
+        error_value: The exception message, if it failed.
+        traceback: The traceback lines, if it failed.
+    """
+
+    output: str = ""
+    error_name: str | None = None
+    error_value: str | None = None
+    traceback: list[str] = attrs.field(factory=list)
+
+
+class Dropped(Exception):
+    """An injected connection fault: the answer never reaches the client.
+
+    Args:
+        kind: ``"connection_error"`` (nothing was processed) or ``"read_timeout"`` (processed,
+            answer lost).
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@attrs.frozen(kw_only=True)
+class HttpRoute:
+    """Where a served path prefix goes: a provider's ``answer`` function and its dropped errors.
+
+    Each provider's emulator package owns its routes (a mapping of path prefix to route) and
+    names them in :mod:`sessionkit.testing.server`'s table, which only loads them.
+
+    Attributes:
+        answer: ``"module:function"`` of ``answer(emulator, method, path, query, headers,
+            body) -> (status, headers, body)``.
+        strip: A prefix removed from the path before it is handed on (a base path).
+        drops: ``"module:Class"`` of the exceptions that mean "close the connection unanswered"
+            (injected connection errors and lost answers).
+    """
+
+    answer: str
+    strip: str = ""
+    drops: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -140,7 +193,7 @@ class EmulatedService:
     """Base of an emulated service: ``op_<snake_name>(params)`` methods answer operations.
 
     Attributes:
-        service: The boto3 service name, e.g. ``"glue"``.
+        service: The service's name in its SDK (the name calls are logged under).
         validation_error: The error code the service uses for malformed input.
         throttling_error: The error code the service uses for throttling.
         throttling_status: The HTTP status of a throttling answer.

@@ -3,11 +3,10 @@
 An :class:`Emulator` holds the emulated services (made on first use from the ``_SERVICES``
 table), the clock they run on, the injected faults and the log of calls. It knows no wire
 format: each provider's *transport* (``_TRANSPORTS``) turns that provider's requests into calls
-of the services and their answers back into responses. The AWS transport
-(:mod:`sessionkit.testing.aws.transport`) answers boto3 clients at botocore's ``before-send``
-event, in process, with no thread and no port, so thousands of lifecycles run in a second and a
-test can never leak a server. :meth:`Emulator.serve` puts every service on one loopback port for
-clients in other processes (:mod:`sessionkit.testing.server`).
+of the services and their answers back into responses, in process, with no thread and no port
+(each transport's module says how it hooks into its SDK), so thousands of lifecycles run in a
+second and a test can never leak a server. :meth:`Emulator.serve` puts every service on one
+loopback port for clients in other processes (:mod:`sessionkit.testing.server`).
 """
 
 from __future__ import annotations
@@ -84,7 +83,7 @@ _TRANSPORTS: Mapping[str, str] = {
 #: How many calls :attr:`Emulator.calls` keeps by default (the counts stay exact beyond it).
 DEFAULT_MAX_CALLS = 10_000
 
-#: Names that moved to the AWS transport, still importable from here.
+#: Names that moved to a provider's transport, still importable from here.
 _MOVED = {
     "decode_request": "sessionkit.testing.aws.transport:decode_request",
     "encode": "sessionkit.testing.aws.transport:encode",
@@ -113,7 +112,7 @@ class Call:
     """One call the emulator received.
 
     Attributes:
-        service: The service name (the boto3 name for AWS services).
+        service: The service name (its name in the provider's SDK).
         operation: The operation name, e.g. ``"GetSession"``.
         at: Virtual seconds on the emulator clock.
         params: The decoded request parameters.
@@ -128,7 +127,7 @@ class Call:
 
 
 class Emulator:
-    """A local stand-in for the session APIs of Glue, EMR Serverless and Athena.
+    """A local stand-in for the session APIs of every emulated backend (``emulated_backends()``).
 
     In process by default (:meth:`client`); :meth:`serve` also puts it on a loopback port for
     clients in other processes.
@@ -187,7 +186,7 @@ class Emulator:
         return sorted(_SERVICES)
 
     def service(self, name: str) -> EmulatedService:
-        """The emulated service behind boto3 service ``name`` (made on first use)."""
+        """The emulated service behind SDK service ``name`` (made on first use)."""
         with self._lock:
             if name not in self._services:
                 path = _SERVICES.get(name)
@@ -224,8 +223,8 @@ class Emulator:
     def keywords(self, backend: str, *, location: str = "sessionkit-local") -> dict[str, Any]:
         """The keywords that point ``backend`` at this emulator, with a fresh location.
 
-        The location (an EMR Serverless application, an Athena work group, ...) is created on
-        the emulator under the name ``location``; pass a new name for a second one.
+        The location (an application, a work group, a cluster: whatever the backend needs) is
+        created on the emulator under the name ``location``; pass a new name for a second one.
 
         Args:
             backend: A backend name from :func:`emulated_backends`.
@@ -470,5 +469,5 @@ class Emulator:
         return "".join(self.rng.choice(alphabet) for _ in range(length))
 
     def request_id(self) -> str:
-        """A reproducible AWS-style request id."""
+        """A reproducible request id (a UUID, as the services send)."""
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))

@@ -39,7 +39,7 @@ class Fault:
 
     Attributes:
         kind: What happens.
-        service: Only calls to this boto3 service (``None``: every service).
+        service: Only calls to this service, by its SDK name (``None``: every service).
         operations: Only these operation names, e.g. ``{"GetSession"}`` (``None``: all).
         rate: The probability that a matching call is hit.
         count: Hit at most this many calls (``None``: no limit).

@@ -1,4 +1,4 @@
-"""pytest fixtures for testing code that uses sessionkit, with no AWS account.
+"""pytest fixtures for testing code that uses sessionkit, with no cloud account.
 
 Enable them in your ``conftest.py``::
 
@@ -9,7 +9,7 @@ that point sessionkit at it, and ``sessionkit_emulator_url`` serves it on a loop
 clients in other processes::
 
     def test_my_job(sessionkit_emulator, sessionkit_connection):
-        with open_session("glue", role=ROLE, **sessionkit_connection("glue")) as session:
+        with open_session(BACKEND, role=ROLE, **sessionkit_connection(BACKEND)) as session:
             assert session.state is SessionState.READY
 """
 
@@ -37,8 +37,9 @@ def sessionkit_connection(
 ) -> Callable[[str], dict[str, Any]]:
     """Return ``connection(service)``: keywords for sessionkit calls against the emulator.
 
-    The keywords are ``client=`` (a boto3 client of the emulator) and ``poll_policy=`` (the
-    default policy on the emulator's virtual clock, so waits take no real time).
+    The keywords are ``client=`` (an SDK client of the emulator, ``Emulator.client``) and
+    ``poll_policy=`` (the default policy on the emulator's virtual clock, so waits take no real
+    time).
     """
     clients: dict[str, Any] = {}
 

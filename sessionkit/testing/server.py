@@ -1,12 +1,12 @@
 """The emulator served on one loopback port, for clients in any process or language.
 
 Every emulated service answers on ``http://127.0.0.1:PORT`` in its real wire protocol, so any
-client works against it with only its endpoint URL changed: boto3 and aiobotocore, the AWS CLI,
-awswrangler, Airflow, dbt, notebooks. AWS requests are routed by the service name in the SigV4
-credential scope of their ``Authorization`` header (fallbacks: ``X-Amz-Target``, the host name);
-any access key and secret are accepted. Paths in ``_HTTP_ROUTES`` (``/v1/projects/`` for
-Dataproc, ``/livy/`` for Livy) go to that provider's ``answer(emulator, method, path, query,
-headers, body)`` function.
+client works against it with only its endpoint URL changed: SDKs, command-line tools,
+orchestrators, dbt, notebooks. Each provider's emulator package declares the path prefixes it
+serves (``_PROVIDER_ROUTES`` names their tables); a request under one goes to that provider's
+``answer(emulator, method, path, query, headers, body)`` function, and any other request to the
+fallback provider's router (``_FALLBACK``), which tells the service from the request itself.
+Each provider's page in the docs says which URL its clients are given.
 
 The control endpoint, all JSON:
 
@@ -14,13 +14,14 @@ The control endpoint, all JSON:
 - ``POST /_sessionkit/advance?seconds=N``: move the clock forward ``N`` seconds.
 - ``GET /_sessionkit/calls``: the call log (service, operation, virtual time, outcome; request
   parameters are left out, they can hold secrets) and the exact total.
-- ``POST /_sessionkit/faults`` with a body like ``{"kind": "throttle", "service": "glue",
+- ``POST /_sessionkit/faults`` with a body like ``{"kind": "throttle", "service": S,
   "operations": ["GetSession"], "count": 2}``: inject a fault; ``GET`` lists them with their hits,
   ``DELETE`` clears them.
-- ``POST /_sessionkit/locations`` with ``{"backend": "emr-serverless", "name": "demo"}``: make a
-  location (an EMR Serverless application, an Athena work group) and answer the keywords that
-  reach it (``application_id``, ``work_group``, ...) and a role the emulator accepts.
-- ``POST /_sessionkit/script`` with ``{"service": "glue", "state": "FAILED", "after": 5}``:
+- ``POST /_sessionkit/locations`` with ``{"backend": B, "name": "demo"}``: make a location
+  (an application, a work group, a cluster: whatever backend ``B`` needs) and answer the
+  keywords that reach it, a role the emulator accepts, and the provider's plain facts for
+  building clients elsewhere (``connect`` turns them into connection keywords).
+- ``POST /_sessionkit/script`` with ``{"service": S, "state": "FAILED", "after": 5}``:
   script the end of the next session that service creates.
 
 Run it with ``sessionkit emulator serve [--port N] [--speed X] [--spark]``, or in a test with
@@ -46,9 +47,7 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import attrs
-
-from sessionkit.testing.base import EmulatedError, HttpReply, HttpRequest
+from sessionkit.testing.base import Dropped, EmulatedError, HttpReply, HttpRequest, HttpRoute
 from sessionkit.testing.clock import VirtualClock
 from sessionkit.testing.emulator import _WIRING, Emulator, _load, emulated_backends
 
@@ -60,46 +59,34 @@ logger = logging.getLogger(__name__)
 ENV_VAR = "SESSIONKIT_EMULATOR_URL"
 
 
-@attrs.frozen
-class _HttpRoute:
-    """Where a path prefix goes: a provider's ``answer`` function and its dropped-answer errors.
+#: Each provider's table of served paths (``"module:NAME"`` of a mapping of path prefix to
+#: :class:`~sessionkit.testing.base.HttpRoute`), owned by the provider's emulator package.
+_PROVIDER_ROUTES = (
+    "sessionkit.testing.gcp.routes:HTTP_ROUTES",
+    "sessionkit.testing.livy.wiring:HTTP_ROUTES",
+)
 
-    Attributes:
-        answer: ``"module:function"`` of ``answer(emulator, method, path, query, headers,
-            body) -> (status, headers, body)``.
-        strip: A prefix removed from the path before it is handed on (Livy's base path).
-        drops: ``"module:Class"`` of the exceptions that mean "close the connection unanswered"
-            (injected connection errors and lost answers).
-    """
+#: Path prefixes answered by a provider's own ``answer`` function, gathered from
+#: ``_PROVIDER_ROUTES`` on first use (a prefix whose module is not installed answers 404).
+_HTTP_ROUTES: Mapping[str, HttpRoute] | None = None
 
-    answer: str
-    strip: str = ""
-    drops: tuple[str, ...] = ()
-
-
-#: Path prefixes answered by a provider's own ``answer`` function (a prefix whose module is not
-#: installed answers 404).
-_HTTP_ROUTES: Mapping[str, _HttpRoute] = {
-    "/v1/projects/": _HttpRoute(
-        answer="sessionkit.testing.gcp.dataproc:answer",
-        drops=("builtins:ConnectionResetError", "sessionkit.testing.gcp.dataproc:LostAnswer"),
-    ),
-    "/livy/": _HttpRoute(
-        answer="sessionkit.testing.livy.service:answer",
-        strip="/livy",
-        drops=(
-            "sessionkit.testing.livy.service:ConnectionRefused",
-            "sessionkit.testing.livy.service:AnswerLost",
-        ),
-    ),
-}
+#: ``"module:function"`` of ``function(emulator, request) -> HttpReply``: the answer to a request
+#: no path prefix claims (clients that send to the endpoint URL's root).
+_FALLBACK = "sessionkit.testing.aws.transport:serve_request"
 
 _CONTROL = "/_sessionkit/"
 
-#: Per provider, ``"module:function"`` of ``function(url, region) -> keywords``: the connection
-#: keywords that reach a served emulator from another process.
+#: Per provider, ``"module:function"`` of ``function(url, facts) -> keywords``: the connection
+#: keywords that reach a served emulator from another process, given what ``_SERVED_FACTS``
+#: answered on the server.
 _REMOTE: Mapping[str, str] = {
     "aws": "sessionkit.testing.aws.transport:remote_keywords",
+}
+
+#: Per provider, ``"module:function"`` of ``function(emulator) -> facts``: the plain values a
+#: remote process needs to build that provider's clients (a provider without one needs none).
+_SERVED_FACTS: Mapping[str, str] = {
+    "aws": "sessionkit.testing.aws.transport:served_facts",
 }
 
 #: The fault fields a ``POST /_sessionkit/faults`` body may set.
@@ -228,8 +215,6 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _handle(self) -> None:
-        from sessionkit.testing.aws.transport import Dropped
-
         host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
         request = HttpRequest(
             method=self.command,
@@ -266,20 +251,32 @@ def _dispatch(server: _Server, request: HttpRequest) -> HttpReply:
     path = urlsplit(request.url).path
     if path.startswith(_CONTROL):
         return _control(server, request, path[len(_CONTROL) :].strip("/"))
-    for prefix, route in _HTTP_ROUTES.items():
+    for prefix, route in _routes().items():
         if path.startswith(prefix):
             return _answer_http(emulator, route, request, path)
-    reply = emulator.transport("aws").route(request)
-    if not isinstance(reply, HttpReply):  # pragma: no cover - the transport's contract
-        raise TypeError("the AWS transport must answer an HttpReply")
+    reply = _load(_FALLBACK)(emulator, request)
+    if not isinstance(reply, HttpReply):  # pragma: no cover - the fallback's contract
+        raise TypeError(f"{_FALLBACK} must answer an HttpReply")
     return reply
 
 
-def _answer_http(
-    emulator: Emulator, route: _HttpRoute, request: HttpRequest, path: str
-) -> HttpReply:
-    from sessionkit.testing.aws.transport import Dropped
+def _routes() -> Mapping[str, HttpRoute]:
+    """Every provider's served path prefixes (a provider not installed serves none)."""
+    global _HTTP_ROUTES
+    if _HTTP_ROUTES is None:
+        routes: dict[str, HttpRoute] = {}
+        for table in _PROVIDER_ROUTES:
+            try:
+                routes.update(_load(table))
+            except ImportError:
+                continue
+        _HTTP_ROUTES = routes
+    return _HTTP_ROUTES
 
+
+def _answer_http(
+    emulator: Emulator, route: HttpRoute, request: HttpRequest, path: str
+) -> HttpReply:
     try:
         answer = _load(route.answer)
     except ImportError:
@@ -405,11 +402,13 @@ def _location(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]
     if known is not None:
         return known
     wiring = _WIRING.get(backend)
+    provider = _provider(wiring[0]) if wiring else None
     keywords = emulator.keywords(backend, location=name)
+    facts = _SERVED_FACTS.get(provider or "")
     answer = {
         "backend": backend,
-        "provider": _provider(wiring[0]) if wiring else None,
-        "region": emulator.region,
+        "provider": provider,
+        "facts": _load(facts)(emulator) if facts else {},
         # Clients and other objects stay here; what reaches the location is plain values.
         "keywords": {k: v for k, v in keywords.items() if _plain(v)},
         "role": emulator.role(backend),
@@ -419,7 +418,7 @@ def _location(server: _Server, query: Mapping[str, str], body: Mapping[str, Any]
 
 
 def _provider(path: str) -> str | None:
-    """The provider package of a wiring function: ``sessionkit.testing.aws.wiring:x`` -> aws."""
+    """The provider package of a wiring function: ``sessionkit.testing.<p>.wiring:x`` -> p."""
     parts = path.partition(":")[0].split(".")
     return parts[2] if len(parts) > 3 and parts[:2] == ["sessionkit", "testing"] else None
 
@@ -529,7 +528,7 @@ def connect(
     Args:
         url: The served emulator's base URL.
         backend: A backend the emulator stands in for.
-        location: The location's name (an EMR Serverless application, an Athena work group).
+        location: The location's name (the application, work group or cluster it stands for).
 
     Returns:
         The connection and location keywords, and a role the emulator accepts.
@@ -556,7 +555,7 @@ def connect(
         raise LookupError(f"no remote connection for the {backend} backend's provider")
     module_name, _, attribute = remote.partition(":")
     connection: dict[str, Any] = getattr(importlib.import_module(module_name), attribute)(
-        url.rstrip("/"), answer["region"]
+        url.rstrip("/"), answer["facts"]
     )
     return {**connection, **answer["keywords"]}, str(answer["role"])
 
@@ -566,7 +565,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="sessionkit emulator serve",
         description=(
             "Serve the sessionkit emulator on a loopback port: every emulated service in its "
-            "real wire protocol, for any client (boto3, aiobotocore, the AWS CLI, ...) given "
+            "real wire protocol, for any client (SDKs, command-line tools, ...) given "
             f"the printed URL as its endpoint URL. Point sessionkit's CLI at it with "
             f"--emulator URL or {ENV_VAR}."
         ),

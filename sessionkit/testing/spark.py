@@ -10,9 +10,9 @@ they are looked for when a server starts or an executor is made.
 >>> with LocalSparkConnect() as server:                         # doctest: +SKIP
 ...     emulator = Emulator()
 ...     emulator.use_spark(server)
-...     with open_session("glue", client=emulator.client("glue"),
+...     with open_session(BACKEND, role=emulator.role(BACKEND),    # one that runs code
 ...                       poll_policy=emulator.poll_policy(),
-...                       role="arn:aws:iam::123456789012:role/Demo") as session:
+...                       **emulator.keywords(BACKEND)) as session:
 ...         print(session.run("spark.range(10).count()").output)
 ...         print(session.spark().range(10).count())
 10
@@ -49,13 +49,23 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from sessionkit.errors import NotSupportedError
-from sessionkit.testing.aws.glue import StatementOutcome
+from sessionkit.testing.base import StatementOutcome
 
 if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator
 
-__all__ = ["RECIPE_METADATA", "LocalSparkConnect", "SparkConnectProxy", "attach", "spark_executor"]
+__all__ = [
+    "Grant",
+    "LocalSparkConnect",
+    "SparkConnectProxy",
+    "SparkConnectRecipe",
+    "attach",
+    "recipes",
+    "spark_executor",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -457,25 +467,23 @@ def spark_executor(server: LocalSparkConnect) -> Callable[..., StatementOutcome]
 _SPARK_KEY = "__sessionkit_spark__"
 
 
-#: What each backend's Spark Connect recipe (DESIGN section 9) sends as fixed metadata besides
-#: its token; the proxy refuses a call that lacks any of it.
-RECIPE_METADATA: Mapping[str, Mapping[str, str]] = {
-    "glue": {},
-    "emr-serverless": {"x-aws-proxy-port": "15002", "x-aws-force-h2": "true"},
-    "athena": {"x-aws-proxy-port": "15002", "x-aws-force-h2": "true"},
-    "emr": {"x-aws-proxy-port": "15002", "x-aws-force-h2": "true"},
-}
+#: Each provider's table of Spark Connect recipes (``"module:NAME"`` of a mapping of backend
+#: name to :class:`SparkConnectRecipe`), owned by the provider's emulator package.
+_RECIPE_TABLES = ("sessionkit.testing.aws.spark_recipes:RECIPES",)
 
-#: Metadata the proxy consumes and never forwards (credentials of the services' recipes).
-_CONSUMED = frozenset(
-    {"x-aws-proxy-auth", "x-aws-proxy-port", "x-aws-force-h2", "authorization", "x-emr-username",
-     "x-emr-password"}
-)  # fmt: skip
 _NO_LIMIT = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 
-class _Grant:
-    """One token a service handed out: whose it is, until when, and what must come with it."""
+class Grant:
+    """One token a service handed out: whose it is, until when, and what must come with it.
+
+    Attributes:
+        backend: Whose recipe the calls with it must follow.
+        expires_at: When it stops being accepted (emulator time).
+        session_id: The session it belongs to.
+        username: A login that must come with it, where the recipe has one.
+        password: The password of that login.
+    """
 
     __slots__ = ("backend", "expires_at", "password", "session_id", "username")
 
@@ -494,17 +502,69 @@ class _Grant:
         self.password = password
 
 
-class SparkConnectProxy:
-    """A loopback gRPC proxy in front of a :class:`LocalSparkConnect` that checks like AWS.
+def _no_check(metadata: Mapping[str, str], grant: Grant) -> str | None:
+    return None
 
-    Every call must carry a token an emulated service granted (:meth:`grant`) in the
-    ``x-aws-proxy-auth`` header, unexpired on the emulator's clock, with the rest of that
-    backend's header recipe (DESIGN section 9: :data:`RECIPE_METADATA`, and for ``emr`` the
-    session id as ``authorization`` and the session's ``x-emr-username``/``x-emr-password``).
-    A bearer token (PySpark's ``token=``) is refused. A refused call ends with
-    ``UNAUTHENTICATED``; an accepted one is forwarded, bytes unchanged, to the local server with
-    the server's own token. Calls of every kind (unary and streaming) go through one generic
-    handler.
+
+@attrs.frozen(kw_only=True)
+class SparkConnectRecipe:
+    """How one backend's clients authenticate to its Spark Connect endpoint (DESIGN section 9).
+
+    What :class:`SparkConnectProxy` checks on every call made with a token of that backend.
+
+    Attributes:
+        token_header: The metadata key that carries the token the service granted.
+        metadata: Fixed metadata every call must carry besides its token.
+        scheme: The scheme of the endpoint URL the service hands out (``"http"`` or ``"sc"``).
+        consumed: Further metadata keys that are credentials: checked here, never forwarded.
+        check: Further checks, ``check(metadata, grant)``: why a call is refused, or ``None``.
+    """
+
+    token_header: str
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
+    scheme: str = "http"
+    consumed: frozenset[str] = frozenset()
+    check: Callable[[Mapping[str, str], Grant], str | None] = _no_check
+
+
+_RECIPES: dict[str, SparkConnectRecipe] | None = None
+
+
+def recipes() -> Mapping[str, SparkConnectRecipe]:
+    """Every installed provider's Spark Connect recipes, by backend name."""
+    global _RECIPES
+    if _RECIPES is None:
+        found: dict[str, SparkConnectRecipe] = {}
+        for table in _RECIPE_TABLES:
+            module, _, name = table.partition(":")
+            try:
+                found.update(getattr(importlib.import_module(module), name))
+            except ImportError:
+                continue
+        _RECIPES = found
+    return _RECIPES
+
+
+def _consumed() -> frozenset[str]:
+    """Metadata the proxy consumes and never forwards (the recipes' credentials)."""
+    keys: set[str] = set()
+    for recipe in recipes().values():
+        keys.add(recipe.token_header)
+        keys.update(recipe.metadata)
+        keys.update(recipe.consumed)
+    return frozenset(keys)
+
+
+class SparkConnectProxy:
+    """A loopback gRPC proxy in front of a :class:`LocalSparkConnect` that checks like the services.
+
+    Every call must carry a token an emulated service granted (:meth:`grant`), unexpired on the
+    emulator's clock, in the header of that backend's recipe, with the rest of the recipe
+    (DESIGN section 9; :func:`recipes` gathers them from the provider packages, each of which
+    documents its own). A bearer token (PySpark's ``token=``) is refused. A refused call ends
+    with ``UNAUTHENTICATED``; an accepted one is forwarded, bytes unchanged, to the local server
+    with the server's own token. Calls of every kind (unary and streaming) go through one
+    generic handler.
 
     Args:
         server: The local Spark Connect server to forward to (started if it is not).
@@ -514,7 +574,7 @@ class SparkConnectProxy:
     def __init__(self, server: LocalSparkConnect, now: Callable[[], datetime]) -> None:
         self.server = server
         self._now = now
-        self._grants: dict[str, _Grant] = {}
+        self._grants: dict[str, Grant] = {}
         self._lock = threading.Lock()
         self._grpc: ModuleType | None = None
         self._server: Any = None
@@ -531,8 +591,9 @@ class SparkConnectProxy:
         return self._port
 
     def url(self, backend: str) -> str:
-        """The endpoint URL an emulated ``backend`` hands out: Glue's form is ``sc://``."""
-        scheme = "sc" if backend == "glue" else "http"
+        """The endpoint URL an emulated ``backend`` hands out, in its recipe's scheme."""
+        recipe = recipes().get(backend)
+        scheme = recipe.scheme if recipe is not None else "http"
         return f"{scheme}://localhost:{self.port}"
 
     def __repr__(self) -> str:
@@ -555,41 +616,39 @@ class SparkConnectProxy:
             token: The token handed out.
             backend: Whose recipe the calls with it must follow.
             expires_at: When it stops being accepted (emulator time).
-            session_id: The session it belongs to (``emr`` also checks ``authorization``).
-            username: The ``x-emr-username`` that must come with it (``emr``).
-            password: The ``x-emr-password`` that must come with it (``emr``).
+            session_id: The session it belongs to (a recipe may check it).
+            username: A login that must come with it, where the recipe has one.
+            password: The password of that login.
         """
-        if backend not in RECIPE_METADATA:
+        if backend not in recipes():
             raise ValueError(f"no Spark Connect recipe for {backend!r}")
         with self._lock:
-            self._grants[token] = _Grant(backend, expires_at, session_id, username, password)
+            self._grants[token] = Grant(backend, expires_at, session_id, username, password)
 
     def check(self, metadata: Mapping[str, str]) -> str | None:
         """Why a call with ``metadata`` is refused, or ``None`` when it is accepted."""
-        token = metadata.get("x-aws-proxy-auth")
+        headers = sorted({recipe.token_header for recipe in recipes().values()})
         authorization = metadata.get("authorization", "")
         if authorization.lower().startswith("bearer"):
-            return "a bearer token is not accepted here; send x-aws-proxy-auth"
-        if not token:
-            return "no x-aws-proxy-auth header"
+            return f"a bearer token is not accepted here; send {' or '.join(headers)}"
+        sent = [(header, metadata[header]) for header in headers if metadata.get(header)]
+        if not sent:
+            return f"no {' or '.join(headers)} header"
         with self._lock:
-            grant = self._grants.get(token)
-        if grant is None:
-            return "the x-aws-proxy-auth token was never issued"
+            found = [(h, self._grants.get(t)) for h, t in sent]
+        granted = [(h, g) for h, g in found if g is not None]
+        if not granted:
+            return f"the {sent[0][0]} token was never issued"
+        header, grant = granted[0]
+        recipe = recipes()[grant.backend]
+        if header != recipe.token_header:
+            return f"the {grant.backend} recipe sends its token in {recipe.token_header}"
         if self._now() >= grant.expires_at:
-            return "the x-aws-proxy-auth token has expired"
-        for key, value in RECIPE_METADATA[grant.backend].items():
+            return f"the {header} token has expired"
+        for key, value in recipe.metadata.items():
             if metadata.get(key) != value:
                 return f"the {grant.backend} recipe needs {key}: {value}"
-        if grant.backend == "emr":
-            if authorization != grant.session_id:
-                return "emr needs the session id as authorization"
-            if (
-                metadata.get("x-emr-username") != grant.username
-                or metadata.get("x-emr-password") != grant.password
-            ):
-                return "emr needs the session's x-emr-username and x-emr-password"
-        return None
+        return recipe.check(metadata, grant)
 
     def start(self) -> SparkConnectProxy:
         """Listen on a loopback port (idempotent); starts the local server if needed.
@@ -632,10 +691,11 @@ class SparkConnectProxy:
     def _forward(self, method: str, metadata: tuple[Any, ...], requests: Any, context: Any) -> Any:
         grpc = self._grpc
         assert grpc is not None and self._channel is not None
+        consumed = _consumed()
         forwarded = [
             (key, value)
             for key, value in metadata
-            if key not in _CONSUMED and key != "user-agent" and not key.startswith("grpc-")
+            if key not in consumed and key != "user-agent" and not key.startswith("grpc-")
         ]
         forwarded.append(("authorization", f"Bearer {self.server.token}"))
         call = self._channel.stream_stream(method)(
@@ -679,7 +739,7 @@ def attach(
     emulator: Emulator,
     server: LocalSparkConnect,
     *,
-    backends: Iterable[str] = ("glue", "emr-serverless", "athena", "emr", "livy"),
+    backends: Iterable[str] | None = None,
     executor: Callable[..., StatementOutcome] | None = None,
 ) -> SparkConnectProxy:
     """Back the emulated services of ``emulator`` that run code or hand out endpoints.
@@ -694,7 +754,7 @@ def attach(
     Args:
         emulator: The emulator.
         server: The server (started here if it is not yet).
-        backends: The services to switch over (default: all that can be).
+        backends: The services to switch over (default: every emulated backend's).
         executor: The statement executor to use instead of a new :func:`spark_executor`.
 
     Returns:
@@ -703,9 +763,11 @@ def attach(
     Raises:
         NotSupportedError: When PySpark (the ``spark`` extra) or Java is missing.
     """
+    from sessionkit.testing.emulator import emulated_backends
+
     run = executor or spark_executor(server)
     proxy: SparkConnectProxy | None = None
-    for name in backends:
+    for name in emulated_backends() if backends is None else backends:
         try:
             service = emulator.service(name)
         except Exception:

@@ -146,9 +146,13 @@ class FakeSparkServer:
     """Stands in for LocalSparkConnect where only the demo's handling of the server is tested."""
 
     url = "sc://localhost:15002"
+    port = 15002
     token = "fake-spark-token"
 
     def __init__(self, fail_start: BaseException | None = None) -> None:
+        # The emulator's proxy in front of the server registers itself here (nothing listens
+        # on the port: the proxy's channel connects lazily, and no test here calls through it).
+        self._proxies: list[Any] = []
         self.fail_start = fail_start
         self.startup_seconds: float | None = None
         self.running = False

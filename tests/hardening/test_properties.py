@@ -68,7 +68,9 @@ def _calls() -> int:
 )
 def test_open_session_refuses_bad_keywords_before_any_start(keyword: str, value: Any) -> None:
     before = _calls()
-    keywords: dict[str, Any] = {"role": _ROLE, **_KEYWORDS, "poll_policy": _POLICY}
+    # No wait for READY: a valid poll_policy=None is the real-time default, whose wait would
+    # never see the emulator's virtual clock move.
+    keywords: dict[str, Any] = {"role": _ROLE, **_KEYWORDS, "poll_policy": _POLICY, "wait": False}
     keywords[keyword] = value
     try:
         session = sessionkit.open_session("glue", **keywords)

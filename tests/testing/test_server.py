@@ -161,13 +161,14 @@ def test_provider_paths_go_to_their_answer_function(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sessionkit.testing import server
+    from sessionkit.testing.base import HttpRoute
 
-    route = server._HttpRoute(
+    route = HttpRoute(
         answer="tests.testing.test_server:fake_answer",
         strip="/fake",
         drops=("tests.testing.test_server:FakeDrop",),
     )
-    missing = server._HttpRoute(answer="tests.testing.no_such_module:answer")
+    missing = HttpRoute(answer="tests.testing.no_such_module:answer")
     monkeypatch.setattr(server, "_HTTP_ROUTES", {"/fake/": route, "/gone/": missing})
     with emulator.serve() as url:
         request = urllib.request.Request(f"{url}/fake/sessions?size=2", data=b"{}", method="POST")
@@ -289,7 +290,7 @@ SESSIONKIT_CLIENT = textwrap.dedent(
     keywords, role = connect(url, backend, location="shared")
     if action == "open":
         # Left running on purpose; a long idle timeout outlasts slow process start-ups at 60x.
-        session = open_session(backend, role=role, idle_timeout=480 * 60, **keywords)
+        session = open_session(backend, role=role, idle_timeout="8h", **keywords)
     else:
         session = attach_session(backend, sys.argv[4], **keywords)
         if action == "stop":

@@ -49,6 +49,9 @@ __all__ = [
     "translate_pattern",
 ]
 
+#: The loggers of boto3 and its stack, whose DEBUG records carry request and response bodies.
+_LOG_ROOTS = ("botocore", "boto3", "s3transfer", "urllib3")
+
 logger = logging.getLogger(__name__)
 
 #: Error codes that mean "slow down"; botocore's own retry handler uses the same list.
@@ -528,7 +531,7 @@ class AwsBackend(Backend):
                 "client", "give either client= or boto3_session=/region=/endpoint_url=, not both"
             )
         self._client: Any = client
-        install_log_redaction()
+        install_log_redaction(_LOG_ROOTS)
 
     @property
     def client(self) -> Any:

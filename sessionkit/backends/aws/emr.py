@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
-from sessionkit.backends.base import PreparedStart, idle_timeout_of, lifecycle_tags
+from sessionkit.backends.base import Capabilities, PreparedStart, idle_timeout_of, lifecycle_tags
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo
 from sessionkit.states import SessionState, normalize_state
@@ -216,6 +216,9 @@ class EmrBackend(AwsBackend):
     #: The location keywords the command line offers as options (``--cluster-id``).
     cli_fields: ClassVar[tuple[str, ...]] = ("cluster_id",)
     supported_fields: ClassVar[frozenset[str]] = frozenset(TRANSLATION)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        spark_connect=True, server_side_state_filter=True, tags=True
+    )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
 
     def __init__(self, *, cluster_id: str, **connection: Any) -> None:

@@ -25,7 +25,7 @@ import attrs
 from google.api_core import client_options as client_options_lib
 from google.cloud import dataproc_v1
 
-from sessionkit.backends.base import Backend, PreparedStart
+from sessionkit.backends.base import Backend, Capabilities, PreparedStart
 from sessionkit.backends.gcp.errors import translate_error
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
@@ -408,6 +408,9 @@ class DataprocBackend(Backend):
     # A full resource name as session_id locates the session by itself.
     attach_location_fields: ClassVar[tuple[str, ...] | None] = ()
     cli_fields: ClassVar[tuple[str, ...]] = ("project", "region", "endpoint_url")
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        spark_connect=True, delete=True, server_side_state_filter=True, tags=True
+    )
     supported_fields: ClassVar[frozenset[str]] = frozenset(
         {
             "name",

@@ -27,7 +27,8 @@ from typing import Any, ClassVar, Literal
 import attrs
 import httpx
 
-from sessionkit.backends.base import Backend, PreparedStart
+from sessionkit._redact import install_log_redaction
+from sessionkit.backends.base import Backend, Capabilities, PreparedStart
 from sessionkit.backends.livy.auth import to_httpx_auth
 from sessionkit.errors import InvalidConfigError, ServiceError, ThrottledError
 from sessionkit.models import SessionConfig, SessionInfo, StatementResult, redact_text
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The loggers of httpx and its transport, whose DEBUG records carry request lines and headers.
+_LOG_ROOTS = ("httpx", "httpcore")
 
 # ----------------------------------------------------------------------------- states
 
@@ -435,6 +439,7 @@ class LivyBackend(Backend):
     location_fields: ClassVar[tuple[str, ...]] = ("url",)
     extra_fields: ClassVar[tuple[str, ...]] = ("idle_timeout_mode",)
     cli_fields: ClassVar[tuple[str, ...]] = ("url",)
+    capabilities: ClassVar[Capabilities] = Capabilities(statements=True)
     supported_fields: ClassVar[frozenset[str]] = frozenset(
         {"name", "role", "idle_timeout", "max_duration", "spark_conf", "workers"}
     )
@@ -480,6 +485,7 @@ class LivyBackend(Backend):
         self._auth = to_httpx_auth(auth)
         self._headers = dict(headers or {})
         self._client = client if client is not None else httpx.Client(verify=verify)
+        install_log_redaction(_LOG_ROOTS)
         self.idle_timeout_mode: IdleTimeoutMode = idle_timeout_mode
         #: Decided by the ``auto`` probe: whether this server takes ``idleTimeout``.
         self._heartbeat_mode = idle_timeout_mode == "heartbeat"

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
+from sessionkit.testing.base import EmulatedError, EmulatedService, Script, StatementOutcome, page
 
 __all__ = [
     "SESSION_DEFAULTS",
@@ -80,23 +80,6 @@ class GlueTimeline:
     default_idle_timeout: int = 2880
     default_timeout: int = 2880
     token_ttl: float = 3600.0
-
-
-@attrs.frozen(kw_only=True)
-class StatementOutcome:
-    """What running a piece of code produced, for the emulated statement APIs.
-
-    Attributes:
-        output: The text printed or returned.
-        error_name: The exception type name, if it failed.
-        error_value: The exception message, if it failed.
-        traceback: The traceback lines, if it failed.
-    """
-
-    output: str = ""
-    error_name: str | None = None
-    error_value: str | None = None
-    traceback: list[str] = attrs.field(factory=list)
 
 
 #: Glue's documented defaults for what a CreateSession request leaves out.

@@ -38,7 +38,13 @@ from botocore.config import Config
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from sessionkit.backends.aws.common import check_shape
-from sessionkit.testing.base import EmulatedError, EmulatorDriftError, HttpReply, HttpRequest
+from sessionkit.testing.base import (
+    Dropped,
+    EmulatedError,
+    EmulatorDriftError,
+    HttpReply,
+    HttpRequest,
+)
 
 if TYPE_CHECKING:
     from sessionkit.testing.emulator import Emulator
@@ -50,6 +56,8 @@ __all__ = [
     "decode_request",
     "encode",
     "remote_keywords",
+    "serve_request",
+    "served_facts",
 ]
 
 #: Places where the real services answer outside their own model, and the emulator follows the
@@ -84,19 +92,6 @@ def _shared_loader() -> botocore.loaders.Loader:
         if _LOADER is None:
             _LOADER = botocore.loaders.create_loader()
         return _LOADER
-
-
-class Dropped(Exception):
-    """An injected connection fault: the answer never reaches the client.
-
-    Args:
-        kind: ``"connection_error"`` (nothing was processed) or ``"read_timeout"`` (processed,
-            answer lost).
-    """
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
 
 
 class _Body:
@@ -426,18 +421,44 @@ class AwsTransport:
         return _json_error(error, version, request_id)
 
 
-def remote_keywords(url: str, region: str) -> dict[str, Any]:
+def remote_keywords(url: str, facts: Mapping[str, Any]) -> dict[str, Any]:
     """The AWS connection keywords that reach an emulator served at ``url``.
 
     A boto3 session with the emulator's dummy credentials (never the caller's real ones) and
     the endpoint URL.
+
+    Args:
+        url: The served emulator's base URL.
+        facts: What :func:`served_facts` answered on the server (the region).
     """
+    region = str(facts["region"])
     session = boto3.session.Session(
         aws_access_key_id="sessionkit-emulator",
         aws_secret_access_key="sessionkit-emulator",
         region_name=region,
     )
     return {"boto3_session": session, "endpoint_url": url}
+
+
+def served_facts(emulator: Emulator) -> dict[str, Any]:
+    """What a process other than the server's needs to build its AWS clients: the region."""
+    return {"region": emulator.region}
+
+
+def serve_request(emulator: Emulator, request: HttpRequest) -> HttpReply:
+    """Answer a request the served emulator received that no provider path claimed.
+
+    Every AWS client sends to the endpoint URL's root, so this is the server's fallback. The
+    service comes from the SigV4 credential scope of the ``Authorization`` header (fallbacks:
+    ``X-Amz-Target``, the host name); any access key and secret are accepted.
+
+    Raises:
+        Dropped: When an injected connection fault loses the answer.
+    """
+    reply = emulator.transport("aws").route(request)
+    if not isinstance(reply, HttpReply):  # pragma: no cover - the transport's contract
+        raise TypeError("the AWS transport must answer an HttpReply")
+    return reply
 
 
 def _implements(handler: Any, operation: str) -> bool:

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from sessionkit.testing.base import HttpRoute
 
 if TYPE_CHECKING:
     import httpx
 
     from sessionkit.testing.emulator import Emulator
 
-__all__ = ["URL", "client", "keywords", "role"]
+__all__ = ["HTTP_ROUTES", "URL", "client", "keywords", "role"]
 
 #: The base URL of the emulated server (nothing listens there; the transport answers).
 URL = "http://livy.emulator.invalid"
+
+#: Where the served emulator sends Livy requests: under ``/livy/``, with that base path removed.
+HTTP_ROUTES: Mapping[str, HttpRoute] = {
+    "/livy/": HttpRoute(
+        answer="sessionkit.testing.livy.service:answer",
+        strip="/livy",
+        drops=(
+            "sessionkit.testing.livy.service:ConnectionRefused",
+            "sessionkit.testing.livy.service:AnswerLost",
+        ),
+    ),
+}
 
 
 def client(emulator: Emulator) -> httpx.Client:
