@@ -54,6 +54,10 @@ _GENERATED_KEYS = frozenset(
         "Name",
         "name",
         "Description",
+        # sessionkit's lifecycle tags: a per-start nonce, the host, a time.
+        "sessionkit:start-token",
+        "sessionkit:created-by",
+        "sessionkit:expires-at",
     }
 )
 #: Spark Connect metadata that the recipes fix to the same value on every call.
@@ -68,6 +72,12 @@ def _clean(value: Any, key: str = "", secret: bool = False) -> Any:
     """
     secret = secret or bool(key and looks_secret(key))
     if isinstance(value, Mapping):
+        if value.get("Key") in _GENERATED_KEYS and "Value" in value:
+            # A tag in list form ({"Key": ..., "Value": ...}): its value is the run's own.
+            return {
+                **{str(k): _clean(v, str(k), secret) for k, v in value.items()},
+                "Value": GENERATED,
+            }
         return {str(k): _clean(v, str(k), secret) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(item, key, secret) for item in value]
