@@ -340,7 +340,7 @@ class AsyncSession:
             call,
             policy=self._session.poll_policy,
             what=f"{what} {self.backend}:{self.id}",
-            backend=self._session._backend,
+            backend=self._session.implementation,
             **options,
         )
 
@@ -350,8 +350,8 @@ class AsyncSession:
         Returns:
             The new :class:`~sessionkit.SessionInfo`, also kept as :attr:`info`.
         """
-        info = await self._call(lambda: self._session._backend._describe(self.id), "describe")
-        return self._session._update(info)
+        info = await self._call(lambda: self._session.implementation._describe(self.id), "describe")
+        return self._session.observe(info)
 
     async def usage(self) -> Usage:
         """Usage as of the last look, described anew when the last look carried none.
@@ -396,7 +396,7 @@ class AsyncSession:
         )
 
         async def done(info: SessionInfo) -> bool:
-            session._update(info)
+            session.observe(info)
             await emit(info)
             if info.state is SessionState.READY:
                 return True
@@ -407,7 +407,7 @@ class AsyncSession:
 
         try:
             return await _poll_until(
-                lambda: session._backend._describe_light(self.id),
+                lambda: session.implementation._describe_light(self.id),
                 done,
                 policy=session.poll_policy,
                 timeout=timeout,
@@ -417,11 +417,11 @@ class AsyncSession:
                 ),
                 info_of=lambda info: info or session.info,
                 initial=_initial,
-                backend=session._backend,
+                backend=session.implementation,
             )
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             if session.owned:
-                await self._stop_quietly()
+                await self.stop_quietly()
             raise
 
     async def wait_until_stopped(
@@ -449,12 +449,12 @@ class AsyncSession:
         )
 
         async def stopped(info: SessionInfo) -> bool:
-            session._update(info)
+            session.observe(info)
             await emit(info)
             return info.state.is_terminal
 
         return await _poll_until(
-            lambda: session._backend._describe_light(self.id),
+            lambda: session.implementation._describe_light(self.id),
             stopped,
             policy=session.poll_policy,
             timeout=timeout,
@@ -463,7 +463,7 @@ class AsyncSession:
                 f"{(info or session.info).state.value}, not stopped"
             ),
             info_of=lambda info: info or session.info,
-            backend=session._backend,
+            backend=session.implementation,
         )
 
     # -- stopping --------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ class AsyncSession:
             return
         try:
             await self._call(
-                lambda: session._backend._stop(self.id),
+                lambda: session.implementation._stop(self.id),
                 "stop",
                 attempts=max(session.poll_policy.max_attempts, _STOP_ATTEMPTS),
             )
@@ -485,12 +485,12 @@ class AsyncSession:
             info = await self.refresh()
             if not (info.state.is_terminal or info.state is SessionState.STOPPING):
                 raise
-        session._stop_requested = True
+        session.mark_stop_requested()
         logger.info("requested stop of %s session %s", self.backend, self.id)
 
-    async def _stop_quietly(self) -> None:
+    async def stop_quietly(self) -> None:
         """Request the stop on an error path, shielded from cancellation, never raising."""
-        if self._session._stop_requested:
+        if self._session.stop_requested:
             return
         task = asyncio.ensure_future(self._request_stop())
         try:
@@ -537,7 +537,7 @@ class AsyncSession:
         if wait or delete:
             await self.wait_until_stopped(timeout)
         if delete:
-            await self._call(lambda: self._session._backend._delete(self.id), "delete")
+            await self._call(lambda: self._session.implementation._delete(self.id), "delete")
             logger.info("deleted %s session %s", self.backend, self.id)
         return self.info
 
@@ -550,17 +550,17 @@ class AsyncSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self.owned or self._session._stop_requested:
+        if not self.owned or self._session.stop_requested:
             return
         if exc_type is None:
             task = asyncio.ensure_future(self._request_stop())
             try:
                 await asyncio.shield(task)
             except asyncio.CancelledError:
-                await self._stop_quietly()
+                await self.stop_quietly()
                 raise
         else:
-            await self._stop_quietly()
+            await self.stop_quietly()
 
     # -- running code ----------------------------------------------------------------------------
 
@@ -595,7 +595,7 @@ class AsyncSession:
         callback = check_progress_callback(on_progress)
         await self.wait_until_ready()
         session = self._session
-        backend = session._backend
+        backend = session.implementation
         statement_id = await self._call(
             lambda: backend._run(self.id, code),
             "run in",
@@ -644,7 +644,7 @@ class AsyncSession:
     async def _cancel_quietly(self, statement_id: str) -> None:
         try:
             await self._call(
-                lambda: self._session._backend._cancel(self.id, statement_id),
+                lambda: self._session.implementation._cancel(self.id, statement_id),
                 f"cancel statement {statement_id} in",
             )
             logger.info(
@@ -671,7 +671,7 @@ class AsyncSession:
                 _ENDPOINT_MARGIN, now=session.poll_policy.now()
             ):
                 current = await self._call(
-                    lambda: session._backend._endpoint(self.id), "endpoint of"
+                    lambda: session.implementation._endpoint(self.id), "endpoint of"
                 )
                 session._endpoint = current
             return current
@@ -737,7 +737,7 @@ async def _start_in_thread(start: Callable[[], Session]) -> Session:
             started = done.result()
             if started.owned:
                 logger.info("start of %s was cancelled; stopping it", started.id)
-                started._stop_quietly()
+                started.stop_quietly()
 
         future.add_done_callback(stop_when_started)
         raise
@@ -759,7 +759,7 @@ async def _wait_owned(
         )
     except BaseException:
         if session.owned:
-            await session._stop_quietly()
+            await session.stop_quietly()
         raise
     return session
 
@@ -952,13 +952,13 @@ async def wait_all(
             if not poller.pending:
                 break
             pause = policy.interval(poller.rounds - 1)
-            deadline = poller._deadline
+            deadline = poller.deadline
             if deadline is not None:
                 pause = max(0.0, min(pause, deadline - policy.clock()))
             await _sleep(policy, pause)
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
         owned = [AsyncSession(s) for s in poller.sessions if s.owned and not s.state.is_terminal]
-        await asyncio.gather(*(s._stop_quietly() for s in owned), return_exceptions=True)
+        await asyncio.gather(*(s.stop_quietly() for s in owned), return_exceptions=True)
         raise
     outcomes = {id(o.session): o for o in poller.outcomes}
     bad = [o for o in outcomes.values() if o.status != DONE]

@@ -188,7 +188,7 @@ def open_session(
         try:
             session.wait_until_ready(remaining, on_progress=on_progress, _initial=info)
         except BaseException:
-            session._stop_quietly()
+            session.stop_quietly()
             raise
     return session
 
@@ -418,14 +418,14 @@ def ensure_session(
             winner = _named(impl, name, policy)
             if winner is not None and winner.id != session.id:
                 logger.info("another process started %r first; stopping %s", name, session.id)
-                session._stop_quietly()
+                session.stop_quietly()
                 session = Session(impl, winner, owned=False, poll_policy=policy)
     if wait:
         try:
             session.wait_until_ready(wait_timeout, on_progress=on_progress)
         except BaseException:
             if session.owned:
-                session._stop_quietly()
+                session.stop_quietly()
             raise
     return session
 
@@ -510,7 +510,7 @@ def sweep_sessions(
     stopped = []
     for info in chosen:
         try:
-            Session(impl, info, owned=True, poll_policy=policy)._request_stop()
+            Session(impl, info, owned=True, poll_policy=policy).stop(wait=False)
         except Exception as exc:
             logger.error("could not stop leaked %s session %s: %s", backend, info.id, exc)
             continue

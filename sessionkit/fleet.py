@@ -220,10 +220,10 @@ class FleetPoller:
         self._groups: dict[tuple[Any, ...], _Group] = {}
         self._by_key: dict[tuple[Any, ...], Session] = {}
         for session in self._members:
-            key = session._backend.fleet_key()
+            key = session.implementation.fleet_key()
             group = self._groups.get(key)
             if group is None:
-                group = self._groups[key] = _Group(session._backend)
+                group = self._groups[key] = _Group(session.implementation)
             group.members.append(session)
             self._by_key.setdefault((key, session.id), session)
         if self._target is SessionState.READY:
@@ -270,6 +270,11 @@ class FleetPoller:
     def calls(self) -> int:
         """How many service calls the rounds made (attempts, including failed ones)."""
         return self._calls
+
+    @property
+    def deadline(self) -> float | None:
+        """When the wait gives up, on the policy's clock (``None``: no limit, or not started)."""
+        return self._deadline
 
     def outcome(self, session: Session) -> Outcome | None:
         """The outcome of ``session``, or ``None`` while it is awaited."""
@@ -476,7 +481,7 @@ class FleetPoller:
                     unawaited -= 1
                     info = backend._record_info(record)
                     for session in sessions:
-                        session._update(info)
+                        session.observe(info)
                         self._fresh.add(id(session))
             group.unawaited = unawaited if guard.pages == 0 else group.unawaited + unawaited
             token = guard.next(token)
@@ -504,7 +509,7 @@ class FleetPoller:
                     self._errors[id(session)] = exc
                 continue
             for session in sessions:
-                session._update(info)
+                session.observe(info)
                 self._fresh.add(id(session))
 
     # -- outcomes ----------------------------------------------------------------------------
@@ -539,7 +544,7 @@ class FleetPoller:
     def _stop_owned(self) -> None:
         for session in self._members:
             if session.owned and not session.state.is_terminal:
-                session._stop_quietly()
+                session.stop_quietly()
 
     def _finish(self) -> None:
         with self._cond:
@@ -619,7 +624,7 @@ def _follow_running_wait(
     """
     if not _running:
         return None, timeout
-    key = (session._backend.fleet_key(), session.id)
+    key = (session.implementation.fleet_key(), session.id)
     with _running_lock:
         poller = next((p for p in _running if p._serves(key)), None)
     if poller is None:

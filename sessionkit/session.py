@@ -335,7 +335,38 @@ class Session:
 
     # -- refresh and waiting -----------------------------------------------------------------
 
-    def _update(self, info: SessionInfo) -> SessionInfo:
+    @property
+    def implementation(self) -> Backend:
+        """The backend object serving this session.
+
+        Its ``_``-prefixed primitives are the backend contract (see the "writing a backend"
+        guide); sessionkit's async and fleet layers drive them, and so may tools built the same
+        way. Most code never needs it.
+        """
+        return self._backend
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether sessionkit has already asked the service to stop this session."""
+        return self._stop_requested
+
+    def mark_stop_requested(self) -> None:
+        """Record that the stop was requested by other means (the async layer's own call)."""
+        self._stop_requested = True
+
+    def observe(self, info: SessionInfo) -> SessionInfo:
+        """Take ``info`` (seen by a list call, a fleet wait or an async poll) as the latest.
+
+        Args:
+            info: A :class:`SessionInfo` of this session.
+
+        Returns:
+            ``info``, now also :attr:`info`.
+
+        Raises:
+            ServiceError: When ``info`` is not about this session (the last good information
+                stays).
+        """
         if not isinstance(info, SessionInfo) or info.id != self._info.id:
             # A describe answer for another session must never switch this one's identity;
             # the last good info stays.
@@ -368,10 +399,10 @@ class Session:
             what=f"describe {self.backend}:{self.id}",
             backend=self._backend,
         )
-        return self._update(info)
+        return self.observe(info)
 
     def _poll(self) -> SessionInfo:
-        return self._update(self._backend._describe_light(self.id))
+        return self.observe(self._backend._describe_light(self.id))
 
     def wait_until_ready(
         self,
@@ -404,7 +435,7 @@ class Session:
         )
 
         def done(info: SessionInfo) -> bool:
-            self._update(info)
+            self.observe(info)
             report(info)
             if info.state is SessionState.READY:
                 return True
@@ -439,7 +470,7 @@ class Session:
         except (KeyboardInterrupt, SystemExit):
             # Ctrl-C (or SIGTERM under stop_on_sigterm) must not leave an owned session running.
             if self._owned:
-                self._stop_quietly()
+                self.stop_quietly()
             raise
 
     def wait_until_stopped(
@@ -550,7 +581,7 @@ class Session:
             logger.info("deleted %s session %s", self.backend, self.id)
         return self._info
 
-    def _stop_quietly(self) -> None:
+    def stop_quietly(self) -> None:
         """Request the stop on an error path, never masking the error in flight.
 
         The request is shielded: a second Ctrl-C while it runs does not abandon it; it is
@@ -604,10 +635,10 @@ class Session:
                 self._request_stop()
             except (KeyboardInterrupt, SystemExit):
                 # Ctrl-C during the exit's own stop: shield it, retry once, then re-raise.
-                self._stop_quietly()
+                self.stop_quietly()
                 raise
         else:
-            self._stop_quietly()
+            self.stop_quietly()
 
     # -- running code ----------------------------------------------------------------------------
 

@@ -403,8 +403,8 @@ def test_a_second_sigterm_does_not_interrupt_the_clean_up(emulator: Emulator) ->
             os.kill(os.getpid(), signal.SIGTERM)
             original(session_id)
 
-        original = session._backend._stop
-        session._backend._stop = stop_with_another_sigterm  # type: ignore[method-assign]
+        original = session.implementation._stop
+        session.implementation._stop = stop_with_another_sigterm  # type: ignore[method-assign]
         with session:
             os.kill(os.getpid(), signal.SIGTERM)
     assert emulator.glue.status(session.id) == "STOPPING"

@@ -188,7 +188,7 @@ def test_every_call_has_a_deadline(emulator: Emulator, keywords: dict[str, Any])
 def test_the_sdk_does_not_retry(emulator: Emulator, keywords: dict[str, Any]) -> None:
     """retry=None: one injected 503 reaches sessionkit as one retryable ServiceError."""
     session = sessionkit.open_session("dataproc", **keywords)
-    backend = session._backend
+    backend = session.implementation
     emulator.inject("server_error", service="dataproc", operations="GetSession", count=1)
     before = emulator.call_count("dataproc", "GetSession")
     with pytest.raises(ServiceError) as caught:

@@ -268,7 +268,7 @@ def test_auto_mode_keeps_a_heartbeat_on_older_livy(emulator: Emulator, livy: Liv
     livy.version = "0.7.1-incubating"
     livy.supports_idle_timeout = False
     session = _open(emulator, idle_timeout=timedelta(minutes=2))
-    backend: LivyBackend = session._backend  # type: ignore[assignment]
+    backend: LivyBackend = session.implementation  # type: ignore[assignment]
     try:
         (body,) = _bodies(emulator)
         assert body["heartbeatTimeoutInSecond"] == 120
@@ -287,7 +287,7 @@ def test_heartbeat_keeps_the_session_alive(emulator: Emulator, livy: LivyService
         idle_timeout_mode="heartbeat",
         **_keywords(emulator),
     )
-    backend: LivyBackend = session._backend  # type: ignore[assignment]
+    backend: LivyBackend = session.implementation  # type: ignore[assignment]
     heartbeat = backend._heartbeats[session.id]
     heartbeat.stop()  # drive the beats by hand, on virtual time
     for _ in range(5):
@@ -301,7 +301,7 @@ def test_heartbeat_keeps_the_session_alive(emulator: Emulator, livy: LivyService
 
 def test_heartbeat_ends_when_the_session_vanishes(emulator: Emulator, livy: LivyService) -> None:
     session = sessionkit.open_session("livy", idle_timeout_mode="heartbeat", **_keywords(emulator))
-    backend: LivyBackend = session._backend  # type: ignore[assignment]
+    backend: LivyBackend = session.implementation  # type: ignore[assignment]
     heartbeat = backend._heartbeats[session.id]
     heartbeat.stop()
     heartbeat._stopped.clear()
