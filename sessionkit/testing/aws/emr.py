@@ -26,12 +26,12 @@ follows (each a guess, to be checked against the live suite's recordings):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
+from sessionkit.testing.aws.emr_sessions import ALIVE, RUNNING, EmrSessionStates, SparkSession
+from sessionkit.testing.base import EmulatedError, page
 
 __all__ = ["EmrService", "EmrTimeline"]
 
@@ -42,9 +42,6 @@ _CLUSTER_STATES = frozenset(
      "TERMINATED_WITH_ERRORS"}
 )  # fmt: skip
 _USABLE_CLUSTER = frozenset({"RUNNING", "WAITING"})
-_ALIVE = frozenset({"SUBMITTED", "STARTING", "STARTED", "IDLE", "BUSY", "TERMINATING"})
-_RUNNING = frozenset({"STARTED", "IDLE", "BUSY"})
-_ENDED = frozenset({"TERMINATED", "FAILED"})
 
 
 @attrs.define(kw_only=True)
@@ -79,24 +76,11 @@ class _Cluster:
 
 
 @attrs.define(kw_only=True)
-class _Session:
-    id: str
+class _Session(SparkSession):
     cluster_id: str
-    request: dict[str, Any]
-    created: float
-    state: str = "SUBMITTED"
-    updated: float = 0.0
-    reason: str | None = None
-    starting_at: float | None = None
-    started_at: float | None = None
-    idle_since: float | None = None
-    busy_until: float | None = None
-    ended: float | None = None
-    terminate_done: float | None = None
-    script: Script | None = None
 
 
-class EmrService(EmulatedService):
+class EmrService(EmrSessionStates[_Session]):
     """Emulated EMR on EC2: clusters, and Spark Connect sessions on them.
 
     Sessions go SUBMITTED, STARTING, STARTED, then IDLE after ``timeline.idle_after`` with no
@@ -117,13 +101,14 @@ class EmrService(EmulatedService):
     throttling_status: ClassVar[int] = 400
     server_error: ClassVar[str] = "InternalServerException"
     scriptable: ClassVar[tuple[str, ...]] = ("FAILED", "TERMINATED")
+    timeline: EmrTimeline
+    terminated_reason = "Terminated by user request"
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
         self.timeline = EmrTimeline()
         self.spark_proxy: Any = None
         self._clusters: dict[str, _Cluster] = {}
-        self._sessions: dict[str, _Session] = {}
         self._tokens: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
 
     # -- test controls -------------------------------------------------------------------------
@@ -168,31 +153,8 @@ class EmrService(EmulatedService):
         cluster.state = state
         if state.startswith("TERMINATED"):
             for session in self._sessions.values():
-                if session.cluster_id == cluster_id and self._settle(session).state in _ALIVE:
+                if session.cluster_id == cluster_id and self._settle(session).state in ALIVE:
                     self._end(session, "TERMINATED", "The cluster was terminated", self.now)
-
-    def fail(self, session_id: str, reason: str = "Session failed (injected)") -> None:
-        """Fail a session now."""
-        session = self._settle(self._session(session_id))
-        self._end(session, "FAILED", reason, self.now)
-
-    def busy(self, session_id: str, seconds: float) -> None:
-        """Make a running session BUSY for ``seconds`` (as work from a Spark Connect client)."""
-        session = self._settle(self._session(session_id))
-        if session.state not in _RUNNING:
-            raise ValueError(f"session {session_id} is {session.state}, not running")
-        session.state = "BUSY"
-        session.updated = self.now
-        session.idle_since = None
-        session.busy_until = self.now + seconds
-
-    def status(self, session_id: str) -> str:
-        """The native state of a session now."""
-        return self._settle(self._session(session_id)).state
-
-    def alive(self) -> list[str]:
-        """Ids of sessions that hold resources (SUBMITTED through TERMINATING)."""
-        return [s.id for s in self._sessions.values() if self._settle(s).state in _ALIVE]
 
     # -- state machines ------------------------------------------------------------------------
 
@@ -203,6 +165,12 @@ class EmrService(EmulatedService):
                 "InvalidRequestException", f"Cluster id '{cluster_id}' is not valid."
             )
         return cluster
+
+    def _get(self, session_id: str) -> _Session:
+        return self._session(session_id)
+
+    def _starting_due(self, session: _Session) -> float | None:
+        return session.created + self.timeline.submitted
 
     def _session(self, session_id: str, cluster_id: str | None = None) -> _Session:
         if cluster_id is not None:
@@ -215,83 +183,12 @@ class EmrService(EmulatedService):
             )
         return session
 
-    def _end(self, session: _Session, state: str, reason: str | None, at: float) -> None:
-        session.state = state
-        session.reason = reason
-        session.ended = at
-        session.updated = at
-        session.busy_until = None
-        session.terminate_done = None
-
-    def _move(self, session: _Session, state: str, at: float) -> None:
-        session.state = state
-        session.updated = at
-
-    def _settle(self, session: _Session) -> _Session:
-        """Apply every transition due by now, in time order."""
-        now = self.now
-        if session.state == "TERMINATING":
-            if session.terminate_done is not None and now >= session.terminate_done:
-                self._end(
-                    session, "TERMINATED", "Terminated by user request", session.terminate_done
-                )
-            return session
-        if session.state in _ENDED:
-            return session
-        script = session.script
-        if script is not None and now >= session.created + script.after:
-            self._end(session, script.state, script.reason, session.created + script.after)
-            return session
-        if session.state == "SUBMITTED":
-            at = session.created + self.timeline.submitted
-            if now >= at:
-                self._move(session, "STARTING", at)
-                session.starting_at = at
-        if session.state == "STARTING" and session.starting_at is not None:
-            at = session.starting_at + self.timeline.starting
-            if now >= at:
-                self._move(session, "STARTED", at)
-                session.started_at = at
-        if session.state == "STARTED" and session.started_at is not None:
-            at = session.started_at + self.timeline.idle_after
-            if now >= at:
-                self._move(session, "IDLE", at)
-                session.idle_since = at
-        if session.state == "BUSY" and session.busy_until is not None and now >= session.busy_until:
-            at = session.busy_until
-            self._move(session, "IDLE", at)
-            session.idle_since = at
-            session.busy_until = None
-        if session.state == "IDLE" and session.idle_since is not None:
-            minutes = self._idle_minutes(session)
-            at = session.idle_since + minutes * 60.0
-            if minutes > 0 and now >= at:
-                self._end(
-                    session,
-                    "TERMINATED",
-                    f"Session terminated after being idle for {minutes} minutes",
-                    at,
-                )
-        return session
-
     def _idle_minutes(self, session: _Session) -> int:
         return int(
             session.request.get("SessionIdleTimeoutInMinutes", self.timeline.default_idle_timeout)
         )
 
     # -- records -------------------------------------------------------------------------------
-
-    def _time(self, seconds: float) -> datetime:
-        """The wall-clock time of a virtual instant."""
-        return self.emulator.clock.now() - timedelta(seconds=self.now - seconds)
-
-    def _partition(self) -> str:
-        region = self.emulator.region
-        if region.startswith("cn-"):
-            return "aws-cn"
-        if region.startswith("us-gov-"):
-            return "aws-us-gov"
-        return "aws"
 
     def _cluster_arn(self, cluster_id: str) -> str:
         return (
@@ -412,10 +309,7 @@ class EmrService(EmulatedService):
 
     def op_terminate_session(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self._settle(self._session(params["SessionId"], params["ClusterId"]))
-        if session.state not in _ENDED and session.state != "TERMINATING":
-            self._move(session, "TERMINATING", self.now)
-            session.busy_until = None
-            session.terminate_done = self.now + self.timeline.terminating
+        self._begin_terminating(session)
         return {"ClusterId": session.cluster_id, "SessionId": session.id, "State": session.state}
 
     def op_list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -435,7 +329,7 @@ class EmrService(EmulatedService):
 
     def op_get_session_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self._settle(self._session(params["SessionId"], params["ClusterId"]))
-        if session.state not in _RUNNING:
+        if session.state not in RUNNING:
             raise EmulatedError(
                 "InvalidRequestException",
                 f"Session {session.id} is {session.state}; its endpoint is available once it "

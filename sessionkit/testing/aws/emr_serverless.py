@@ -8,12 +8,13 @@ move through SUBMITTED, STARTING, STARTED and IDLE on the emulator's virtual clo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar
 
 import attrs
 
-from sessionkit.testing.base import EmulatedError, EmulatedService, Script, page
+from sessionkit.testing.aws.emr_sessions import ENDED, RUNNING, EmrSessionStates, SparkSession
+from sessionkit.testing.base import EmulatedError, page
 
 __all__ = ["EmrServerlessService", "EmrServerlessTimeline"]
 
@@ -22,9 +23,6 @@ _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _APPLICATION_STATES = frozenset(
     {"CREATING", "CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED", "TERMINATED"}
 )
-_ALIVE = frozenset({"SUBMITTED", "STARTING", "STARTED", "IDLE", "BUSY", "TERMINATING"})
-_RUNNING = frozenset({"STARTED", "IDLE", "BUSY"})
-_ENDED = frozenset({"TERMINATED", "FAILED"})
 
 #: What the service says in ``stateDetails`` (a required, non-empty field) for each state.
 _DETAILS = {
@@ -86,24 +84,11 @@ class _Application:
 
 
 @attrs.define(kw_only=True)
-class _Session:
-    id: str
+class _Session(SparkSession):
     application_id: str
-    request: dict[str, Any]
-    created: float
-    state: str = "SUBMITTED"
-    updated: float = 0.0
-    details: str | None = None
-    starting_at: float | None = None
-    started_at: float | None = None
-    idle_since: float | None = None
-    busy_until: float | None = None
-    ended: float | None = None
-    terminate_done: float | None = None
-    script: Script | None = None
 
 
-class EmrServerlessService(EmulatedService):
+class EmrServerlessService(EmrSessionStates[_Session]):
     """Emulated EMR Serverless: applications, and sessions in them.
 
     Sessions go SUBMITTED, STARTING, STARTED, then IDLE after ``timeline.idle_after`` with no
@@ -125,6 +110,7 @@ class EmrServerlessService(EmulatedService):
     throttling_status: ClassVar[int] = 429
     server_error: ClassVar[str] = "InternalServerException"
     scriptable: ClassVar[tuple[str, ...]] = ("FAILED", "TERMINATED")
+    timeline: EmrServerlessTimeline
 
     def __init__(self, emulator: Any) -> None:
         super().__init__(emulator)
@@ -132,7 +118,6 @@ class EmrServerlessService(EmulatedService):
         self.spark_proxy: Any = None
         self.timeline = EmrServerlessTimeline()
         self._applications: dict[str, _Application] = {}
-        self._sessions: dict[str, _Session] = {}
         self._tokens: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
 
     # -- test controls -------------------------------------------------------------------------
@@ -198,29 +183,6 @@ class EmrServerlessService(EmulatedService):
         """The state of an application now."""
         return self._settle_application(self._application(application_id)).state
 
-    def fail(self, session_id: str, reason: str = "Session failed (injected)") -> None:
-        """Fail a session now."""
-        session = self._settle(self._session(session_id))
-        self._end(session, "FAILED", reason, self.now)
-
-    def busy(self, session_id: str, seconds: float) -> None:
-        """Make a running session BUSY for ``seconds`` (as work from a Spark Connect client)."""
-        session = self._settle(self._session(session_id))
-        if session.state not in _RUNNING:
-            raise ValueError(f"session {session_id} is {session.state}, not running")
-        session.state = "BUSY"
-        session.updated = self.now
-        session.idle_since = None
-        session.busy_until = self.now + seconds
-
-    def status(self, session_id: str) -> str:
-        """The native state of a session now."""
-        return self._settle(self._session(session_id)).state
-
-    def alive(self) -> list[str]:
-        """Ids of sessions that hold resources (SUBMITTED through TERMINATING)."""
-        return [s.id for s in self._sessions.values() if self._settle(s).state in _ALIVE]
-
     # -- state machines ------------------------------------------------------------------------
 
     def _application(self, application_id: str) -> _Application:
@@ -246,6 +208,20 @@ class EmrServerlessService(EmulatedService):
         application.updated = self.now
         application.ready_at = self.now + self.timeline.application_starting
 
+    def _get(self, session_id: str) -> _Session:
+        return self._session(session_id)
+
+    def _starting_due(self, session: _Session) -> float | None:
+        # A session leaves SUBMITTED once its application is STARTED.
+        application = self._settle_application(self._applications[session.application_id])
+        if application.state != "STARTED":
+            return None
+        ready = application.updated if application.updated > session.created else 0.0
+        return max(session.created, ready) + self.timeline.submitted
+
+    def _idle_minutes(self, session: _Session) -> int:
+        return int(session.request.get("idleTimeoutMinutes", self.timeline.default_idle_timeout))
+
     def _session(self, session_id: str, application_id: str | None = None) -> _Session:
         if application_id is not None:
             self._application(application_id)
@@ -258,82 +234,7 @@ class EmrServerlessService(EmulatedService):
             )
         return session
 
-    def _end(self, session: _Session, state: str, details: str | None, at: float) -> None:
-        session.state = state
-        session.details = details
-        session.ended = at
-        session.updated = at
-        session.busy_until = None
-        session.terminate_done = None
-
-    def _move(self, session: _Session, state: str, at: float) -> None:
-        session.state = state
-        session.updated = at
-
-    def _settle(self, session: _Session) -> _Session:
-        """Apply every transition due by now, in time order."""
-        now = self.now
-        if session.state == "TERMINATING":
-            if session.terminate_done is not None and now >= session.terminate_done:
-                self._end(session, "TERMINATED", None, session.terminate_done)
-            return session
-        if session.state in _ENDED:
-            return session
-        script = session.script
-        if script is not None and now >= session.created + script.after:
-            self._end(session, script.state, script.reason, session.created + script.after)
-            return session
-        if session.state == "SUBMITTED":
-            application = self._settle_application(self._applications[session.application_id])
-            if application.state == "STARTED":
-                ready = application.updated if application.updated > session.created else 0.0
-                at = max(session.created, ready) + self.timeline.submitted
-                if now >= at:
-                    self._move(session, "STARTING", at)
-                    session.starting_at = at
-        if session.state == "STARTING" and session.starting_at is not None:
-            at = session.starting_at + self.timeline.starting
-            if now >= at:
-                self._move(session, "STARTED", at)
-                session.started_at = at
-        if session.state == "STARTED" and session.started_at is not None:
-            at = session.started_at + self.timeline.idle_after
-            if now >= at:
-                self._move(session, "IDLE", at)
-                session.idle_since = at
-        if session.state == "BUSY" and session.busy_until is not None and now >= session.busy_until:
-            at = session.busy_until
-            self._move(session, "IDLE", at)
-            session.idle_since = at
-            session.busy_until = None
-        if session.state == "IDLE" and session.idle_since is not None:
-            minutes = int(
-                session.request.get("idleTimeoutMinutes", self.timeline.default_idle_timeout)
-            )
-            at = session.idle_since + minutes * 60.0
-            if minutes > 0 and now >= at:
-                self._end(
-                    session,
-                    "TERMINATED",
-                    f"Session terminated after being idle for {minutes} minutes",
-                    at,
-                )
-        return session
-
     # -- records -------------------------------------------------------------------------------
-
-    def _time(self, seconds: float) -> datetime:
-        """The wall-clock time of a virtual instant."""
-        clock = self.emulator.clock
-        return clock.now() - timedelta(seconds=self.now - seconds)
-
-    def _partition(self) -> str:
-        region = self.emulator.region
-        if region.startswith("cn-"):
-            return "aws-cn"
-        if region.startswith("us-gov-"):
-            return "aws-us-gov"
-        return "aws"
 
     def _application_arn(self, application_id: str) -> str:
         return (
@@ -380,7 +281,7 @@ class EmrServerlessService(EmulatedService):
             "sessionId": session.id,
             "arn": self._session_arn(session),
             "state": session.state,
-            "stateDetails": session.details or _DETAILS[session.state],
+            "stateDetails": session.reason or _DETAILS[session.state],
             "releaseLabel": application.release_label,
             "executionRoleArn": request["executionRoleArn"],
             "createdBy": self._created_by(),
@@ -513,14 +414,11 @@ class EmrServerlessService(EmulatedService):
 
     def op_terminate_session(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self._settle(self._session(params["sessionId"], params["applicationId"]))
-        if session.state in _ENDED:
+        if session.state in ENDED:
             raise EmulatedError(
                 "ValidationException", f"Session {session.id} is already {session.state}"
             )
-        if session.state != "TERMINATING":
-            self._move(session, "TERMINATING", self.now)
-            session.busy_until = None
-            session.terminate_done = self.now + self.timeline.terminating
+        self._begin_terminating(session)
         return {"applicationId": session.application_id, "sessionId": session.id}
 
     def op_list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -549,7 +447,7 @@ class EmrServerlessService(EmulatedService):
 
     def op_get_session_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self._settle(self._session(params["sessionId"], params["applicationId"]))
-        if session.state not in _RUNNING:
+        if session.state not in RUNNING:
             raise EmulatedError(
                 "ValidationException",
                 f"Session {session.id} is {session.state}; its endpoint is available once it "
