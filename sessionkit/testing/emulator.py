@@ -150,7 +150,8 @@ def _setting_defaults() -> Mapping[str, Any]:
     defaults: dict[str, Any] = {}
     for table in _SETTINGS:
         for name, default in _load(table).items():
-            if name in defaults or hasattr(Emulator, name) or name in _SERVICE_ATTRIBUTES:
+            taken = hasattr(Emulator, name) or name in _SERVICE_ATTRIBUTES or name in _METHODS
+            if taken or name in defaults:
                 raise RuntimeError(f"the emulator setting {name!r} of {table} is taken")
             defaults[name] = default
     return types.MappingProxyType(defaults)

@@ -207,7 +207,7 @@ def fresh_settings() -> Iterator[None]:
     core._setting_defaults.cache_clear()
 
 
-@pytest.mark.parametrize("taken", ["region", "clock", "glue"])
+@pytest.mark.parametrize("taken", ["region", "clock", "glue", "boto3_session", "client"])
 def test_a_setting_may_not_take_a_name_already_in_use(
     monkeypatch: pytest.MonkeyPatch, fresh_settings: None, taken: str
 ) -> None:
