@@ -131,9 +131,11 @@ def to_timedelta(value: timedelta | float | int, *, field: str = "timeout") -> t
     if isinstance(value, timedelta):
         result = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise InvalidConfigError(field, f"must be a finite number of seconds, got {value!r}")
         try:
+            if not math.isfinite(value):  # an int too large for a float overflows here
+                raise InvalidConfigError(
+                    field, f"must be a finite number of seconds, got {value!r}"
+                )
             result = timedelta(seconds=value)
         except OverflowError:
             raise InvalidConfigError(field, f"is too large, got {value!r}") from None

@@ -32,7 +32,8 @@ def test_durations_take_timedelta_or_seconds() -> None:
     assert SessionConfig(idle_timeout="90s").idle_timeout == timedelta(seconds=90)
     assert SessionConfig(max_duration=timedelta(hours=1)).max_duration == timedelta(hours=1)
     assert to_timedelta(2.5) == timedelta(seconds=2.5)
-    for bad in (True, "10", -1, float("inf"), float("nan")):
+    # 10**400 is an int no float holds: too large, not an OverflowError.
+    for bad in (True, "10", -1, float("inf"), float("nan"), 10**400, 10**20):
         with pytest.raises(InvalidConfigError):
             to_timedelta(bad)  # type: ignore[arg-type]
 

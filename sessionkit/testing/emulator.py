@@ -1,21 +1,36 @@
 """The emulator core: one place for services, clock, faults and the call log, for every provider.
 
 An :class:`Emulator` holds the emulated services (made on first use from the ``_SERVICES``
-table), the clock they run on, the injected faults and the log of calls. It knows no wire
-format: each provider's *transport* (``_TRANSPORTS``) turns that provider's requests into calls
-of the services and their answers back into responses, in process, with no thread and no port
-(each transport's module says how it hooks into its SDK), so thousands of lifecycles run in a
-second and a test can never leak a server. :meth:`Emulator.serve` puts every service on one
-loopback port for clients in other processes (:mod:`sessionkit.testing.server`).
+table), the clock they run on, the injected faults and the log of calls. It knows no provider
+and no wire format; everything provider-specific is reached through tables of lazy
+``"module:name"`` strings that point into the provider packages (``testing/<provider>/``):
+
+- ``_SERVICES``: the emulated services, also attributes of the emulator by name
+  (``emulator.<service>``, with ``_`` for ``-``);
+- ``_CLIENTS``: per service, the factory of the SDK client :meth:`Emulator.client` returns;
+- ``_SETTINGS``: each provider's settings, keywords of :class:`Emulator` and attributes of it;
+- ``_METHODS``: methods a provider adds to every emulator;
+- ``_WIRING``: how each backend is pointed at the emulator (:meth:`Emulator.keywords`,
+  :meth:`Emulator.role`);
+- ``_TRANSPORTS``: each provider's *transport*, which turns that provider's requests into calls
+  of the services and their answers back into responses, in process, with no thread and no
+  port (each transport's module says how it hooks into its SDK), so thousands of lifecycles run
+  in a second and a test can never leak a server.
+
+Adding an emulated backend is a provider package and one row per table; nothing here changes.
+:meth:`Emulator.serve` puts every service on one loopback port for clients in other processes
+(:mod:`sessionkit.testing.server`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import random
 import threading
+import types
 import uuid
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,16 +44,6 @@ from sessionkit.testing.faults import Fault, FaultKind
 from sessionkit.waiting import DEFAULT_POLL, PollPolicy
 
 if TYPE_CHECKING:
-    import boto3
-    from botocore.config import Config
-
-    from sessionkit.testing.aws.athena import AthenaService
-    from sessionkit.testing.aws.emr_serverless import EmrServerlessService
-    from sessionkit.testing.aws.glue import GlueService
-    from sessionkit.testing.aws.s3 import S3Service
-    from sessionkit.testing.aws.transport import AwsTransport
-    from sessionkit.testing.aws.transport import decode_request as decode_request
-    from sessionkit.testing.aws.transport import encode as encode
     from sessionkit.testing.spark import LocalSparkConnect
 
 __all__ = ["Call", "Emulator", "EmulatorDriftError", "emulated_backends"]
@@ -54,6 +59,38 @@ _SERVICES: Mapping[str, str] = {
     "sts": "sessionkit.testing.aws.sts:StsService",
     "livy": "sessionkit.testing.livy.service:LivyService",
     "dataproc": "sessionkit.testing.gcp.dataproc:DataprocService",
+}
+
+#: The emulated services by attribute name (``_`` for ``-``: ``emulator.a_b`` is service ``a-b``).
+_SERVICE_ATTRIBUTES: Mapping[str, str] = {name.replace("-", "_"): name for name in _SERVICES}
+
+#: Per service, ``"module:function"`` of ``function(emulator, service, **options) -> client``:
+#: a real SDK client of ``service`` whose requests the emulator answers (``options`` are the
+#: provider's, e.g. a client configuration).
+_CLIENTS: Mapping[str, str] = {
+    "glue": "sessionkit.testing.aws.wiring:client",
+    "emr-serverless": "sessionkit.testing.aws.wiring:client",
+    "athena": "sessionkit.testing.aws.wiring:client",
+    "emr": "sessionkit.testing.aws.wiring:client",
+    "s3": "sessionkit.testing.aws.wiring:client",
+    "sts": "sessionkit.testing.aws.wiring:client",
+    "livy": "sessionkit.testing.livy.wiring:emulator_client",
+    "dataproc": "sessionkit.testing.gcp.wiring:client",
+}
+
+#: The client factory for a service name no row of ``_CLIENTS`` claims: the provider whose
+#: clients can name any of its services (one the emulator has no stand-in for answers each
+#: call as an unknown operation), as the served emulator's fallback route does.
+_CLIENT_FALLBACK = "sessionkit.testing.aws.wiring:client"
+
+#: Each provider's settings, ``"module:NAME"`` of a mapping of setting name to default. Each is
+#: a keyword of :class:`Emulator` and an attribute of it; names are unique across providers.
+_SETTINGS: tuple[str, ...] = ("sessionkit.testing.aws.wiring:SETTINGS",)
+
+#: Methods a provider adds to every emulator: name -> ``"module:function"`` of
+#: ``function(emulator, ...)``, bound to the emulator on access.
+_METHODS: Mapping[str, str] = {
+    "boto3_session": "sessionkit.testing.aws.wiring:boto3_session",
 }
 
 
@@ -107,6 +144,19 @@ def emulated_backends() -> list[str]:
     return sorted(_WIRING)
 
 
+@functools.cache
+def _setting_defaults() -> Mapping[str, Any]:
+    """Every provider's settings and their defaults, checked once per process."""
+    defaults: dict[str, Any] = {}
+    for table in _SETTINGS:
+        for name, default in _load(table).items():
+            taken = hasattr(Emulator, name) or name in _SERVICE_ATTRIBUTES or name in _METHODS
+            if taken or name in defaults:
+                raise RuntimeError(f"the emulator setting {name!r} of {table} is taken")
+            defaults[name] = default
+    return types.MappingProxyType(defaults)
+
+
 @attrs.frozen(kw_only=True)
 class Call:
     """One call the emulator received.
@@ -132,37 +182,57 @@ class Emulator:
     In process by default (:meth:`client`); :meth:`serve` also puts it on a loopback port for
     clients in other processes.
 
+    Each emulated service is also an attribute, named as the service with ``_`` for ``-``
+    (:meth:`emulated_services`; ``dir(emulator)`` lists them): its timeline, scripted ends and
+    faults. These attributes, the providers' settings and the methods a provider adds are
+    resolved at run time from the emulator's tables, so a type checker sees them as ``Any``;
+    each provider package offers typed accessors (``sessionkit.testing.<provider>``'s
+    ``services`` or ``wiring`` module). An unknown attribute raises :class:`AttributeError`
+    naming the services.
+
     Args:
         clock: The clock sessions advance on; default: a new :class:`VirtualClock`.
-        region: The region of the clients it makes and the ARNs it reports.
-        account_id: The account id in ARNs.
         seed: Seeds fault dice, ids and tokens, so runs repeat exactly.
         validate: Check every response against the service's schema (default on).
         max_calls: How many calls :attr:`calls` keeps (the oldest go first; ``None``: all,
             for measurements that slice the whole log); :meth:`call_count` stays exact beyond
             it.
+        **settings: Provider settings (:attr:`settings` lists them with their defaults), each
+            also an attribute of the emulator; the provider's emulated services read them
+            (e.g. where their resources live).
+
+    Raises:
+        TypeError: For a keyword that is neither an argument nor a provider setting.
 
     Example:
         >>> from sessionkit.testing import Emulator
+        >>> from sessionkit.testing.emulator import emulated_backends
         >>> emulator = Emulator()
-        >>> glue = emulator.client("glue")
-        >>> glue.list_sessions()["Ids"]
-        []
+        >>> backend = emulated_backends()[0]
+        >>> keywords = emulator.keywords(backend)  # the client, a fresh location
+        >>> sorted(emulator.emulated_services()) == emulator.emulated_services()
+        True
+        >>> all(hasattr(emulator, name.replace("-", "_")) for name in emulator.emulated_services())
+        True
     """
 
     def __init__(
         self,
         *,
         clock: VirtualClock | None = None,
-        region: str = "us-east-1",
-        account_id: str = "123456789012",
         seed: int = 0,
         validate: bool = True,
         max_calls: int | None = DEFAULT_MAX_CALLS,
+        **settings: Any,
     ) -> None:
+        defaults = _setting_defaults()
+        unknown = sorted(set(settings) - set(defaults))
+        if unknown:
+            raise TypeError(
+                f"Emulator() got unexpected keyword arguments {', '.join(map(repr, unknown))} "
+                f"(its provider settings: {', '.join(sorted(defaults))})"
+            )
         self.clock = clock or VirtualClock()
-        self.region = region
-        self.account_id = account_id
         self.rng = random.Random(seed)
         self.validate = validate
         self.faults: list[Fault] = []
@@ -173,11 +243,42 @@ class Emulator:
         self._services: dict[str, EmulatedService] = {}
         self._transports: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self._setting_names = tuple(defaults)
+        for name, default in defaults.items():
+            if name in vars(self):
+                raise RuntimeError(f"the emulator setting {name!r} is taken by the emulator")
+            setattr(self, name, settings.get(name, default))
 
     @property
     def lock(self) -> threading.RLock:
         """The lock every transport holds while a service answers (one call at a time)."""
         return self._lock
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The providers' settings of this emulator and their current values."""
+        return {name: getattr(self, name) for name in self._setting_names}
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names the instance and the class lack: the services by attribute name and
+        # the providers' methods. Private names never resolve (copy and pickle probe them).
+        if not name.startswith("_"):
+            service = _SERVICE_ATTRIBUTES.get(name)
+            if service is not None:
+                return self.service(service)
+            method = _METHODS.get(name)
+            if method is not None:
+                return types.MethodType(_load(method), self)
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r} (its services: "
+            f"{', '.join(sorted(_SERVICE_ATTRIBUTES))}; methods added by providers: "
+            f"{', '.join(sorted(_METHODS))})",
+            name=name,
+            obj=self,
+        )
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_SERVICE_ATTRIBUTES, *_METHODS})
 
     # -- services ----------------------------------------------------------------------------
 
@@ -197,26 +298,6 @@ class Emulator:
                     )
                 self._services[name] = _load(path)(self)
             return self._services[name]
-
-    @property
-    def glue(self) -> GlueService:
-        """The emulated Glue service (its timeline, scripts and sessions)."""
-        return self.service("glue")  # type: ignore[return-value]
-
-    @property
-    def emr_serverless(self) -> EmrServerlessService:
-        """The emulated EMR Serverless service."""
-        return self.service("emr-serverless")  # type: ignore[return-value]
-
-    @property
-    def athena(self) -> AthenaService:
-        """The emulated Athena service."""
-        return self.service("athena")  # type: ignore[return-value]
-
-    @property
-    def s3(self) -> S3Service:
-        """The emulated S3 (objects only: where Athena calculations leave their output)."""
-        return self.service("s3")  # type: ignore[return-value]
 
     # -- wiring a backend ------------------------------------------------------------------------
 
@@ -257,7 +338,7 @@ class Emulator:
     # -- clients -------------------------------------------------------------------------------
 
     def transport(self, provider: str) -> Any:
-        """The transport of ``provider`` (``"aws"``, ...), made on first use and then reused.
+        """The transport of ``provider`` (a key of ``_TRANSPORTS``), made on first use and reused.
 
         Raises:
             LookupError: When the emulator has no transport for ``provider``.
@@ -270,49 +351,37 @@ class Emulator:
                 self._transports[provider] = _load(path)(self)
             return self._transports[provider]
 
-    @property
-    def _aws(self) -> AwsTransport:
-        transport: AwsTransport = self.transport("aws")
-        return transport
+    def client(self, service: str, **options: Any) -> Any:
+        """A real SDK client for ``service`` whose requests this emulator answers, in process.
 
-    def boto3_session(self) -> boto3.session.Session:
-        """The boto3 session whose clients all talk to this emulator (dummy credentials).
-
-        It is one session per emulator, made on first use: its clients share the models read
-        once, so making one costs milliseconds.
-        """
-        return self._aws.session
-
-    def client(self, service: str, *, config: Config | None = None) -> Any:
-        """A real boto3 client for ``service`` whose requests this emulator answers.
-
-        botocore's own retries are off (one attempt per call), so injected faults reach the
-        caller exactly as counted; pass ``config`` to change that. An operation the emulator
-        does not emulate answers like an unknown operation of the service (a ``ClientError``
-        with code ``UnknownOperationException``, ``InvalidAction`` on the query protocol).
+        Each provider's client factory (the ``_CLIENTS`` table) makes it and says which
+        ``options`` it takes; its module documents the client. A service name the table does
+        not list goes to the provider whose clients can name any of its services: every call
+        of such a client answers as an unknown operation of that service.
 
         Args:
-            service: The boto3 service name: ``"glue"``, ``"emr-serverless"``, ``"athena"``.
-            config: A botocore ``Config`` for the client.
+            service: The service name in its SDK, one of :meth:`emulated_services` (or any
+                other name that provider's SDK knows).
+            **options: What the provider's factory accepts (e.g. a client configuration).
 
         Returns:
-            A boto3 client (``"livy"``: an ``httpx.Client`` bound to the emulated Livy server;
-            ``"dataproc"``: a Google ``SessionControllerClient``).
-        """
-        if service == "dataproc":
-            from sessionkit.testing.gcp.dataproc import client
+            The SDK's own client, pointed at this emulator.
 
-            return client(self)
-        if service == "livy":
-            return _load("sessionkit.testing.livy.wiring:client")(self)
-        return self._aws.client(service, config=config)
+        Example:
+            >>> emulator = Emulator()
+            >>> clients = {name: emulator.client(name) for name in emulator.emulated_services()}
+            >>> len(clients) == len(emulator.emulated_services())
+            True
+        """
+        factory = _load(_CLIENTS.get(service, _CLIENT_FALLBACK))
+        return factory(self, service, **options)
 
     @contextlib.contextmanager
     def serve(self, *, port: int = 0) -> Iterator[str]:
         """Serve every emulated service on one loopback port, for clients in any process.
 
-        AWS clients point their ``endpoint_url`` at the URL (any credentials; the signed
-        service name routes each request); ``/_sessionkit/...`` is the control endpoint (see
+        Clients point their endpoint URL at the URL (each provider's docs page says which URL
+        its clients are given); ``/_sessionkit/...`` is the control endpoint (see
         :mod:`sessionkit.testing.server`). State is this emulator's: calls made through the
         server show in :attr:`calls`, and tests can drive :attr:`clock` directly. The server
         and its threads are gone when the block ends.
@@ -324,13 +393,16 @@ class Emulator:
             The base URL, e.g. ``"http://127.0.0.1:49152"``.
 
         Example:
-            >>> import boto3
+            >>> from sessionkit import open_session
+            >>> from sessionkit.testing.server import connect
             >>> emulator = Emulator()
+            >>> backend = emulated_backends()[0]
             >>> with emulator.serve() as url:
-            ...     glue = boto3.client("glue", endpoint_url=url, region_name="us-east-1",
-            ...                         aws_access_key_id="x", aws_secret_access_key="x")
-            ...     glue.list_sessions()["Ids"]
-            []
+            ...     keywords, role = connect(url, backend)  # as another process would
+            ...     with open_session(backend, role=role, poll_policy=emulator.poll_policy(),
+            ...                       **keywords) as session:
+            ...         print(session.state)
+            READY
         """
         from sessionkit.testing.server import EmulatorServer
 

@@ -1,10 +1,10 @@
 """The core names no provider: no SDK, no provider keyword, no service name.
 
 The core is everything in ``sessionkit/`` outside ``backends/<provider>/`` and
-``testing/<provider>/``. A hit fails the test unless it is a documented exception below: a line
-pattern that is allowed everywhere, or a file's known count of hits, which may only go down
-(the work of moving those names into the provider packages is under way; lower the count when
-it does, never raise it).
+``testing/<provider>/``. A hit fails the test unless its line matches one of the documented
+patterns below, each allowed everywhere: a line holding a lazy ``"module:name"`` string of a
+provider package (the registry idiom: one table row per backend or service) and the rows of the
+backend registry. No file has an allowance of its own.
 """
 
 from __future__ import annotations
@@ -33,12 +33,6 @@ ALLOWED_LINES = [
     # ... and the pip extra that brings each one's SDK.
     re.compile(r'^\s*install_hint\("\w+"\),?$'),
 ]
-
-#: Files with known hits that other parts of issue 9 are removing: path -> most hits allowed.
-KNOWN_HITS = {
-    "testing/__init__.py": 7,  # lazy re-exports of the AWS emulator's timelines and executor
-    "testing/emulator.py": 41,  # the AWS service accessors and client docs
-}
 
 
 def core_files() -> list[Path]:
@@ -70,9 +64,8 @@ def test_the_boundary_check_finds_a_provider_name(tmp_path: Path) -> None:
     "path", core_files(), ids=lambda p: str(p.relative_to(PACKAGE)).replace("/", ":")
 )
 def test_the_core_names_no_provider(path: Path) -> None:
-    relative = path.relative_to(PACKAGE).as_posix()
     found = hits(path)
-    allowed = KNOWN_HITS.get(relative, 0)
-    assert len(found) <= allowed, (
-        f"{relative} names a provider ({len(found)} hits, {allowed} allowed):\n" + "\n".join(found)
+    assert not found, (
+        f"{path.relative_to(PACKAGE).as_posix()} names a provider ({len(found)} hits):\n"
+        + "\n".join(found)
     )

@@ -94,7 +94,7 @@ class S3Service(EmulatedService):
 
     def decode_request(self, operation: OperationModel, request: Any) -> dict[str, Any]:
         """Decode a request, taking the bucket from the host name or the first path segment."""
-        from sessionkit.testing.emulator import decode_request
+        from sessionkit.testing.aws.transport import decode_request
 
         params = decode_request(operation, request)
         url = urlsplit(request.url)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sessionkit.testing.base import HttpRoute
 
@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     import httpx
 
     from sessionkit.testing.emulator import Emulator
+    from sessionkit.testing.livy.service import LivyService
 
-__all__ = ["HTTP_ROUTES", "URL", "client", "keywords", "role"]
+__all__ = ["HTTP_ROUTES", "URL", "client", "emulator_client", "keywords", "livy", "role"]
 
 #: The base URL of the emulated server (nothing listens there; the transport answers).
 URL = "http://livy.emulator.invalid"
@@ -37,6 +38,16 @@ def client(emulator: Emulator) -> httpx.Client:
     from sessionkit.testing.livy.service import transport
 
     return httpx.Client(transport=transport(emulator), base_url=URL)
+
+
+def emulator_client(emulator: Emulator, service: str) -> httpx.Client:
+    """What ``emulator.client("livy")`` returns: :func:`client` (``service`` is ``"livy"``)."""
+    return client(emulator)
+
+
+def livy(emulator: Emulator) -> LivyService:
+    """The emulated Livy server, typed: ``emulator.livy``."""
+    return cast("LivyService", emulator.service("livy"))
 
 
 def keywords(emulator: Emulator, location: str) -> dict[str, Any]:
