@@ -38,14 +38,14 @@ import numpy as np
 from _common import TARGET_MISSED, arguments, emit, mean, table
 
 from sessionkit.backends.aws.athena import AthenaBackend
+from sessionkit.backends.aws.emr import EmrBackend
 from sessionkit.backends.aws.emr_serverless import EmrServerlessBackend
 from sessionkit.backends.aws.glue import GlueBackend
+from sessionkit.backends.gcp.dataproc import DataprocBackend
+from sessionkit.backends.livy.backend import LivyBackend
 from sessionkit.testing import VirtualClock
 from sessionkit.waiting import (
-    DATAPROC_PRIOR,
     DEFAULT_POLL,
-    EMR_ON_EC2_PRIOR,
-    LIVY_PRIOR,
     ReadyPrior,
     poll_until,
 )
@@ -55,9 +55,9 @@ BACKENDS: dict[str, tuple[float, float, ReadyPrior]] = {
     "glue": (5.0, 60.0, GlueBackend.ready_prior),
     "emr-serverless": (20.0, 180.0, EmrServerlessBackend.ready_prior),
     "athena": (5.0, 30.0, AthenaBackend.ready_prior),
-    "emr": (10.0, 120.0, EMR_ON_EC2_PRIOR),
-    "dataproc": (60.0, 120.0, DATAPROC_PRIOR),
-    "livy": (15.0, 90.0, LIVY_PRIOR),
+    "emr": (10.0, 120.0, EmrBackend.ready_prior),
+    "dataproc": (60.0, 120.0, DataprocBackend.ready_prior),
+    "livy": (15.0, 90.0, LivyBackend.ready_prior),
 }
 
 MAX_LAG_S = 3.0

@@ -99,10 +99,7 @@ from sessionkit.models import SessionInfo, to_timedelta
 from sessionkit.states import SessionState
 
 __all__ = [
-    "DATAPROC_PRIOR",
     "DEFAULT_POLL",
-    "EMR_ON_EC2_PRIOR",
-    "LIVY_PRIOR",
     "MAX_PAGES",
     "STATEMENT_POLL",
     "STATEMENT_PRIOR",
@@ -736,13 +733,6 @@ class StartSchedule:
         gap = _grown(max(last_gap, 1e-3), 1.5, self.cap, beyond)
         return gap * (1.0 - jitter * rng.random())
 
-
-#: Sessions on an already running cluster (a driver on existing nodes): ready within ~10-120 s.
-EMR_ON_EC2_PRIOR = ReadyPrior.between(10.0, 120.0)
-#: Serverless sessions that provision their own driver and workers: ready within ~60-120 s.
-DATAPROC_PRIOR = ReadyPrior.between(60.0, 120.0)
-#: Sessions whose driver a YARN or Kubernetes scheduler launches: ready within ~15-90 s.
-LIVY_PRIOR = ReadyPrior.between(15.0, 90.0)
 
 #: The default for waiting on sessions: first poll within 1 s, then x1.5 up to 10 s, 20 minutes.
 DEFAULT_POLL = PollPolicy()

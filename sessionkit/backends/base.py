@@ -286,8 +286,7 @@ class Backend(abc.ABC):
 
     #: When this service's sessions typically become READY after the start call is answered;
     #: the default start schedule is derived from it (see ``ReadyPrior.schedule``). Backends
-    #: declare their own, e.g. ``ready_prior = ReadyPrior.between(10, 120)``, or one of
-    #: ``sessionkit.waiting``'s ``EMR_ON_EC2_PRIOR``, ``DATAPROC_PRIOR``, ``LIVY_PRIOR``.
+    #: declare their own, e.g. ``ready_prior = ReadyPrior.between(10, 120)``.
     ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(5.0, 120.0)
     #: Whether :meth:`_list_records` filters by state on the service (then ``wait_all`` asks
     #: only for the sessions that can still change).

@@ -12,16 +12,16 @@ from hypothesis import strategies as st
 
 import sessionkit
 from sessionkit.backends.aws.athena import AthenaBackend
+from sessionkit.backends.aws.emr import EmrBackend
 from sessionkit.backends.aws.emr_serverless import EmrServerlessBackend
 from sessionkit.backends.aws.glue import GlueBackend
 from sessionkit.backends.base import Backend
+from sessionkit.backends.gcp.dataproc import DataprocBackend
+from sessionkit.backends.livy.backend import LivyBackend
 from sessionkit.errors import InvalidConfigError
 from sessionkit.testing import Emulator
 from sessionkit.waiting import (
-    DATAPROC_PRIOR,
     DEFAULT_POLL,
-    EMR_ON_EC2_PRIOR,
-    LIVY_PRIOR,
     STATEMENT_POLL,
     STATEMENT_PRIOR,
     ReadyPrior,
@@ -32,9 +32,9 @@ PRIORS = {
     "glue": (GlueBackend.ready_prior, 5.0, 60.0),
     "emr-serverless": (EmrServerlessBackend.ready_prior, 20.0, 180.0),
     "athena": (AthenaBackend.ready_prior, 5.0, 30.0),
-    "emr": (EMR_ON_EC2_PRIOR, 10.0, 120.0),
-    "dataproc": (DATAPROC_PRIOR, 60.0, 120.0),
-    "livy": (LIVY_PRIOR, 15.0, 90.0),
+    "emr": (EmrBackend.ready_prior, 10.0, 120.0),
+    "dataproc": (DataprocBackend.ready_prior, 60.0, 120.0),
+    "livy": (LivyBackend.ready_prior, 15.0, 90.0),
 }
 
 

@@ -25,6 +25,7 @@ from sessionkit.backends.base import Capabilities, PreparedStart, idle_timeout_o
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo
 from sessionkit.states import SessionState, normalize_state
+from sessionkit.waiting import ReadyPrior
 
 __all__ = ["STATE_MAP", "TRANSLATION", "EmrBackend", "build_start_request", "session_info"]
 
@@ -220,6 +221,8 @@ class EmrBackend(AwsBackend):
         spark_connect=True, server_side_state_filter=True, tags=True
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    #: Sessions on an already running cluster (a driver on existing nodes): ready within ~10-120 s.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(10.0, 120.0)
 
     def __init__(self, *, cluster_id: str, **connection: Any) -> None:
         super().__init__(**connection)

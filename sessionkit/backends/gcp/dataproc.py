@@ -30,6 +30,7 @@ from sessionkit.backends.gcp.errors import translate_error
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
 from sessionkit.states import SessionState, normalize_state
+from sessionkit.waiting import ReadyPrior
 
 __all__ = [
     "CALL_TIMEOUT",
@@ -427,6 +428,8 @@ class DataprocBackend(Backend):
         }
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    #: Serverless sessions provision their own driver and workers: ready within ~60-120 s.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(60.0, 120.0)
 
     def __init__(
         self,

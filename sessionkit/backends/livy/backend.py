@@ -33,6 +33,7 @@ from sessionkit.backends.livy.auth import to_httpx_auth
 from sessionkit.errors import InvalidConfigError, ServiceError, ThrottledError
 from sessionkit.models import SessionConfig, SessionInfo, StatementResult, redact_text
 from sessionkit.states import SessionState, StatementState, normalize_state
+from sessionkit.waiting import ReadyPrior
 
 __all__ = [
     "DEFAULT_KIND",
@@ -444,6 +445,8 @@ class LivyBackend(Backend):
         {"name", "role", "idle_timeout", "max_duration", "spark_conf", "workers"}
     )
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
+    #: A YARN or Kubernetes scheduler launches the driver: ready within ~15-90 s.
+    ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(15.0, 90.0)
 
     def __init__(
         self,
