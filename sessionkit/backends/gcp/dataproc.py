@@ -548,12 +548,19 @@ class DataprocBackend(Backend):
         "DeleteSession": dataproc_v1.DeleteSessionRequest,
     }
 
+    def attempt_timeout(self) -> float:
+        """The deadline of one RPC: :data:`CALL_TIMEOUT`, or half the caller's call deadline."""
+        policy = self.poll_policy
+        if policy is None:
+            return CALL_TIMEOUT
+        return min(CALL_TIMEOUT, max(0.1, policy.call_deadline.total_seconds() / 2))
+
     def _call(self, operation: str, method: str, request: Mapping[str, Any]) -> Any:
         """One attempt at one RPC, with a deadline and the SDK's own retries off."""
         call: Callable[..., Any] = getattr(self.client(), method)
         message = self._REQUESTS[operation](request)
         try:
-            return call(request=message, retry=None, timeout=CALL_TIMEOUT)
+            return call(request=message, retry=None, timeout=self.attempt_timeout())
         except Exception as exc:
             translated = translate_error(exc, operation=operation)
             if translated is exc:

@@ -501,6 +501,24 @@ class LivyBackend(Backend):
     def __repr__(self) -> str:
         return f"<LivyBackend url={self.display_url!r}>"
 
+    @property
+    def location(self) -> Mapping[str, Any]:
+        """The server URL without any ``user:password@`` (a ``SessionRef`` carries no secret)."""
+        return {"url": self.display_url}
+
+    def _timeout(self) -> httpx.Timeout:
+        """Socket timeouts of one attempt, fitted into the caller's call deadline."""
+        policy = self.poll_policy
+        if policy is None:
+            return TIMEOUT
+        half = max(0.1, policy.call_deadline.total_seconds() / 2)
+        return httpx.Timeout(min(20.0, half), connect=min(5.0, half))
+
+    def attempt_timeout(self) -> float:
+        """The longest one attempt can block: its connect plus its read timeout."""
+        timeout = self._timeout()
+        return float(timeout.connect or 0) + float(timeout.read or 0)
+
     # -- the one call ------------------------------------------------------------------------
 
     def _call(
@@ -528,7 +546,7 @@ class LivyBackend(Backend):
                 json=dict(body) if body is not None else None,
                 headers=headers,
                 auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
-                timeout=TIMEOUT,
+                timeout=self._timeout(),
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # No connection: the request was never sent.

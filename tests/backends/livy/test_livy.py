@@ -25,7 +25,7 @@ from sessionkit.errors import (
     StatementFailedError,
     ThrottledError,
 )
-from sessionkit.models import SessionConfig, Workers
+from sessionkit.models import SessionConfig, SessionInfo, Workers
 from sessionkit.states import SessionState, StatementState
 from sessionkit.testing import Emulator
 from sessionkit.testing.livy.service import LivyService
@@ -805,3 +805,12 @@ def test_emulator_csrf_rejects_requests_without_the_header(emulator: Emulator) -
     response = client.post("/sessions", content=json.dumps({"kind": "pyspark"}))
     assert response.status_code == 400
     assert "CSRF" in response.json()["msg"]
+
+
+def test_a_ref_carries_the_server_url_without_its_credentials() -> None:
+    backend = LivyBackend(url="https://alice:s3cret@livy.example.com:8998/")
+    assert backend.location == {"url": "https://livy.example.com:8998"}
+    info = SessionInfo(id="7", backend="livy", state=SessionState.READY, native_state="idle")
+    ref = sessionkit.Session(backend, info, owned=False).ref()
+    assert "s3cret" not in repr(ref.to_dict())
+    assert ref.to_dict()["location"] == {"url": "https://livy.example.com:8998"}
