@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
-from sessionkit import InvalidConfigError, SessionState, open_session, sweep_sessions
+from sessionkit import (
+    InvalidConfigError,
+    NotSupportedError,
+    SessionState,
+    attach_session,
+    open_session,
+    sweep_sessions,
+)
 from sessionkit.testing import Emulator
+from sessionkit.testing.emulator import emulated_backends
 
 CREATED_BY = "sessionkit:created-by"
 EXPIRES_AT = "sessionkit:expires-at"
@@ -83,7 +91,7 @@ def test_a_session_stopped_before_the_sweep_is_not_reported(emulator: Emulator) 
     assert session.refresh().state is SessionState.STOPPED
 
 
-@pytest.mark.parametrize("backend", ["glue", "emr-serverless", "emr"])
+@pytest.mark.parametrize("backend", sorted(set(emulated_backends()) - {"athena"}))
 def test_sessions_are_tagged_by_default_so_a_leak_is_swept(
     emulator: Emulator, backend: str
 ) -> None:
@@ -93,4 +101,12 @@ def test_sessions_are_tagged_by_default_so_a_leak_is_swept(
     emulator.clock.advance(3 * 3600)
     swept = sweep_sessions(backend, older_than="2h", **connection)
     assert [info.id for info in swept] == [leaked]
-    assert emulator.service(backend).status(untagged) not in _ENDED
+    assert attach_session(backend, untagged, **connection).state.is_alive
+
+
+def test_athena_says_it_cannot_sweep_instead_of_finding_nothing(emulator: Emulator) -> None:
+    keywords, connection = wired(emulator, "athena")
+    leaked = open_session("athena", wait=False, **keywords).id
+    with pytest.raises(NotSupportedError, match="tags of a session"):
+        sweep_sessions("athena", older_than="2h", **connection)
+    assert emulator.service("athena").status(leaked) not in _ENDED

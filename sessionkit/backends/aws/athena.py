@@ -564,6 +564,20 @@ class AthenaBackend(AwsBackend):
         answer = self._call("get_session_status", SessionId=session_id)
         return session_info(_must_have_status(answer, "GetSessionStatus"), session_id)
 
+    def _tags(self, info: SessionInfo) -> Mapping[str, str]:
+        """Athena keeps a session's tags but answers them nowhere, so none can be read back.
+
+        Raises:
+            NotSupportedError: Always: ``GetSession`` and ``ListSessions`` carry no tags, and
+                ``ListTagsForResource`` takes work group, data catalog and capacity
+                reservation ARNs, not sessions.
+        """
+        raise NotSupportedError(
+            "athena does not answer the tags of a session, so sweep_sessions cannot tell the "
+            "sessions sessionkit started from others; stop leaked Athena sessions by id, or "
+            "rely on their idle timeout (sessionkit sends one on every start)"
+        )
+
     def _stop(self, session_id: str) -> None:
         # Terminating a session that has already ended succeeds and changes nothing.
         self._call("terminate_session", SessionId=session_id)

@@ -644,6 +644,17 @@ class DataprocBackend(Backend):
         record = self._call("GetSession", "get_session", {"name": self._name(session_id)})
         return session_info(record)
 
+    def sweep_marks(
+        self, info: SessionInfo, tags: Mapping[str, str]
+    ) -> tuple[bool, datetime | None]:
+        """Read sessionkit's marks in label form: ``sessionkit-created-by``, an epoch expiry."""
+        if CREATED_BY_LABEL not in tags:
+            return False, None
+        try:
+            return True, datetime.fromtimestamp(int(tags[EXPIRES_AT_LABEL]), timezone.utc)
+        except (KeyError, ValueError, OverflowError, OSError):
+            return True, None
+
     def _stop(self, session_id: str) -> None:
         self._call(
             "TerminateSession",

@@ -136,8 +136,35 @@ def _idle_timeout(config: SessionConfig) -> timedelta:
     return default
 
 
+def generated_name(*, tagged: bool, now: datetime | None = None) -> str:
+    """A unique session name; tagged: ``sessionkit-<epoch seconds>-<random>`` (DESIGN 7).
+
+    Livy has no tags and reports no creation time, so the name carries both sessionkit's mark
+    and when the session was created, which is what ``sweep_sessions`` reads back.
+    """
+    if not tagged:
+        return f"session-{uuid.uuid4().hex}"
+    stamp = int((now or datetime.now(timezone.utc)).timestamp())
+    return f"{NAME_PREFIX}{stamp}-{uuid.uuid4().hex[:16]}"
+
+
+#: A name :func:`generated_name` made with the mark: its group is the creation time.
+_STAMPED_NAME = re.compile(rf"{NAME_PREFIX}(\d{{9,11}})-[0-9a-f]{{16}}")
+
+
+def _stamped_time(name: Any) -> datetime | None:
+    """The creation time a generated name carries (Livy itself reports none)."""
+    match = _STAMPED_NAME.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        return None
+    try:
+        return datetime.fromtimestamp(int(match.group(1)), timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def build_create_request(
-    config: SessionConfig, *, heartbeat: bool = False
+    config: SessionConfig, *, heartbeat: bool = False, now: datetime | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Translate a configuration into the body of ``POST /sessions``.
 
@@ -145,6 +172,7 @@ def build_create_request(
         config: The session configuration.
         heartbeat: Send the idle timeout as ``heartbeatTimeoutInSecond`` (servers before Livy
             0.9, which have no ``idleTimeout``) instead of ``idleTimeout``.
+        now: The current time, stamped into a generated name (default: the system clock).
 
     Returns:
         The body, and which field produced each key.
@@ -156,7 +184,9 @@ def build_create_request(
     options = dict(config.options)
     body: dict[str, Any] = {
         "kind": options.pop("kind", DEFAULT_KIND),
-        "name": config.name if config.name is not None else f"{NAME_PREFIX}{uuid.uuid4().hex}",
+        "name": config.name
+        if config.name is not None
+        else generated_name(tagged=config.sessionkit_tags, now=now),
     }
     if not isinstance(body["kind"], str) or not body["kind"]:
         raise InvalidConfigError("options", "options['kind'] must be a Livy session kind string")
@@ -285,6 +315,7 @@ def session_info(record: Any, *, url: str, reason: str | None = None) -> Session
         native_state=native,
         reason=reason,
         name=record.get("name") or None,
+        created_at=_stamped_time(record.get("name")),
         idle_timeout=idle,
         raw=dict(record),
         **extra,
@@ -631,7 +662,8 @@ class LivyBackend(Backend):
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``POST /sessions`` body; the name is what a retry looks for."""
-        body, _ = build_create_request(config, heartbeat=self._heartbeat_mode)
+        now = self.poll_policy.now() if self.poll_policy is not None else None
+        body, _ = build_create_request(config, heartbeat=self._heartbeat_mode, now=now)
         return PreparedStart(
             config=config,
             request=body,
@@ -777,6 +809,20 @@ class LivyBackend(Backend):
             if reason:
                 info = attrs.evolve(info, reason=reason)
         return info
+
+    def _tags(self, info: SessionInfo) -> Mapping[str, str]:
+        """Livy sessions carry no tags; the name is sessionkit's mark (no call)."""
+        return {}
+
+    def sweep_marks(
+        self, info: SessionInfo, tags: Mapping[str, str]
+    ) -> tuple[bool, datetime | None]:
+        """Livy has no tags: a session sessionkit named carries the ``sessionkit-`` prefix.
+
+        A generated name also carries the creation time (``info.created_at``), so
+        ``older_than`` applies; there is no expiry mark.
+        """
+        return bool(info.name and info.name.startswith(NAME_PREFIX)), None
 
     def _stop(self, session_id: str) -> None:
         heartbeat = self._heartbeats.pop(session_id, None)
