@@ -356,7 +356,8 @@ class AthenaBackend(AwsBackend):
     Args:
         work_group: The Spark-enabled work group sessions live in (the location).
         s3_client: A boto3 S3 client to read calculation output with; by default one is built
-            from ``boto3_session``/``region`` (none when only ``client=`` is given).
+            from ``boto3_session``/``region``/``endpoint_url`` (none when only ``client=`` is
+            given).
         client: A ready boto3 Athena client.
         boto3_session: The boto3 session to build clients from.
         region: The AWS region.
@@ -728,8 +729,13 @@ class AthenaBackend(AwsBackend):
             return None
         session = self._connection["boto3_session"] or boto3.session.Session()
         try:
+            # The same connection as Athena's (DESIGN section 4): a custom endpoint_url (a local
+            # stand-in, a gateway) serves S3 too; pass s3_client= where it does not.
             self._s3_client = session.client(
-                "s3", region_name=self._connection["region"], config=_S3_CONFIG
+                "s3",
+                region_name=self._connection["region"],
+                endpoint_url=self._connection["endpoint_url"],
+                config=_S3_CONFIG,
             )
         except botocore.exceptions.BotoCoreError as exc:
             logger.warning("cannot read athena calculation output: no S3 client (%s)", exc)
