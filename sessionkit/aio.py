@@ -60,8 +60,6 @@ from sessionkit._lifecycle import (
     exit_action,
 )
 from sessionkit.errors import (
-    FleetFailedError,
-    FleetTimeoutError,
     ServiceError,
 )
 from sessionkit.models import Endpoint, SessionInfo, StatementResult, Usage, to_timedelta
@@ -906,7 +904,7 @@ async def wait_all(
         FleetFailedError: When any session failed.
         FleetTimeoutError: When time ran out first.
     """
-    from sessionkit.fleet import DONE, FAILED, FleetPoller
+    from sessionkit.fleet import FleetPoller
 
     members = [s.sync if isinstance(s, AsyncSession) else s for s in sessions]
     poller: FleetPoller = FleetPoller(
@@ -927,16 +925,5 @@ async def wait_all(
         owned = [AsyncSession(s) for s in poller.sessions if s.owned and not s.state.is_terminal]
         await asyncio.gather(*(s.stop_quietly() for s in owned), return_exceptions=True)
         raise
-    outcomes = {id(o.session): o for o in poller.outcomes}
-    bad = [o for o in outcomes.values() if o.status != DONE]
-    if bad:
-        failures = [o for o in bad if o.status == FAILED]
-        total = len(poller.sessions)
-        kind = FleetFailedError if failures else FleetTimeoutError
-        raise kind(
-            f"{total - len(bad)} of {total} sessions reached {SessionState(until).value}; "
-            f"{len(failures)} failed, {len(bad) - len(failures)} timed out",
-            outcomes={o.info.id: o for o in outcomes.values()},
-            info=(failures or bad)[0].info,
-        )
-    return [outcomes[id(s)].info for s in members]
+    # Every session has its outcome now: the fleet's own verdict (no further call or sleep).
+    return poller.wait()

@@ -17,6 +17,8 @@ import sessionkit
 import sessionkit.aio as aio
 from sessionkit import SessionState, StatementState
 from sessionkit.errors import (
+    FleetFailedError,
+    FleetTimeoutError,
     InvalidConfigError,
     ServiceError,
     SessionFailedError,
@@ -252,3 +254,38 @@ def test_async_list_sessions_pages_and_filters_like_the_sync_one() -> None:
 
 async def listed_with_bad_states(where: dict[str, Any]) -> list[str]:
     return [info.id async for info in aio.list_sessions("memory", states=["nope"], **where)]
+
+
+@pytest.mark.parametrize(
+    ("scripted", "timeout", "error"),
+    [(True, None, FleetFailedError), (False, 3.0, FleetTimeoutError)],
+    ids=["a-failure", "a-timeout"],
+)
+def test_wait_all_gives_the_same_verdict_both_ways(
+    scripted: bool, timeout: float | None, error: type[Exception]
+) -> None:
+    def open_two(service: MemoryService, where: dict[str, Any]) -> list[sessionkit.Session]:
+        if scripted:
+            service.script_next("failed", after=3.0)
+        return [sessionkit.open_session("memory", wait=False, **where) for _ in range(2)]
+
+    def verdict(caught: pytest.ExceptionInfo[Exception]) -> Any:
+        outcomes = caught.value.outcomes  # type: ignore[attr-defined]
+        statuses = sorted(outcome.status for outcome in outcomes.values())
+        return type(caught.value), statuses, str(caught.value)
+
+    def sync(service: MemoryService, where: dict[str, Any]) -> Any:
+        sessions = open_two(service, where)
+        with pytest.raises(error) as caught:
+            sessionkit.wait_all(sessions, timeout=timeout)
+        return verdict(caught)
+
+    async def asynchronous(service: MemoryService, where: dict[str, Any]) -> Any:
+        sessions = [aio.AsyncSession(session) for session in open_two(service, where)]
+        with pytest.raises(error) as caught:
+            await aio.wait_all(sessions, timeout=timeout)
+        return verdict(caught)
+
+    (sync_outcome, _), (async_outcome, _) = both(sync, asynchronous)
+    assert sync_outcome == async_outcome
+    assert sync_outcome[0] is error
