@@ -82,10 +82,12 @@ __all__ = [
     "perform",
     "ready_prior",
     "ready_protocol",
+    "ready_wait",
     "statement_outcome",
     "statement_protocol",
     "stop_accepted",
     "stop_protocol",
+    "stopped_wait",
     "time_left",
     "usage_protocol",
     "waiting_for",
@@ -139,6 +141,8 @@ class Poll:
         describe: What is still awaited, for the timeout's message.
         info_of: The :class:`SessionInfo` a timeout carries.
         backend: The backend whose call budget the polls spend.
+        initial: A value already known (the start call's answer), taken as the first poll.
+        prior: The ready-time prior whose schedule the wait follows (from a start).
     """
 
     fetch: Callable[[], Any]
@@ -149,6 +153,8 @@ class Poll:
     describe: Callable[[Any], str]
     info_of: Callable[[Any], Any]
     backend: Backend | None
+    initial: Any = None
+    prior: ReadyPrior | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -222,7 +228,9 @@ def perform(step: Step) -> Any:
             timeout=step.timeout,
             describe=step.describe,
             info_of=step.info_of,
+            initial=step.initial,
             backend=step.backend,
+            prior=step.prior,
         )
     return call_with_retries(
         step.function,
@@ -516,6 +524,55 @@ def attach_step(impl: Backend, session_id: str, policy: PollPolicy) -> Call:
         policy=policy,
         backend=impl,
     )
+
+
+def ready_wait(
+    session: Session,
+    timeout: timedelta | float | None,
+    report: Callable[[SessionInfo], Any],
+    initial: SessionInfo | None = None,
+) -> Protocol[SessionInfo]:
+    """Wait until ``session`` is READY: light polls, each observed; the fail-fast rule.
+
+    Args:
+        session: The session.
+        timeout: The longest wait; ``None``: the policy's.
+        report: The progress reporter.
+        initial: The start call's answer, when the wait follows a start: it is the first
+            poll, and the backend's ready-time prior sets the schedule.
+    """
+    impl = session.implementation
+    ready: SessionInfo = yield Poll(
+        fetch=lambda: session.observe(impl._describe_light(session.id)),
+        done=is_ready,
+        report=report,
+        policy=session.poll_policy,
+        timeout=timeout,
+        describe=waiting_for(session, "READY"),
+        info_of=lambda info: info or session.info,
+        backend=impl,
+        initial=initial,
+        prior=ready_prior(session, initial),
+    )
+    return ready
+
+
+def stopped_wait(
+    session: Session, timeout: timedelta | float | None, report: Callable[[SessionInfo], Any]
+) -> Protocol[SessionInfo]:
+    """Wait until ``session`` has ended (STOPPED, FAILED or TIMED_OUT): light polls."""
+    impl = session.implementation
+    final: SessionInfo = yield Poll(
+        fetch=lambda: session.observe(impl._describe_light(session.id)),
+        done=is_stopped,
+        report=report,
+        policy=session.poll_policy,
+        timeout=timeout,
+        describe=waiting_for(session, "stopped"),
+        info_of=lambda info: info or session.info,
+        backend=impl,
+    )
+    return final
 
 
 def describe_step(session: Session) -> Call:

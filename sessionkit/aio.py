@@ -257,17 +257,6 @@ async def _settle(outcome: Any) -> None:
             logger.warning("the on_progress callback raised; ignoring it", exc_info=True)
 
 
-def _reporter(
-    callback: ProgressCallback | None, clock: Callable[[], float], **ids: Any
-) -> Callable[[Any], Awaitable[None]]:
-    report = ProgressReporter(callback, clock, **ids)
-
-    async def emit(seen: Any) -> None:
-        await _settle(report(seen))
-
-    return emit
-
-
 async def _perform(step: Step) -> Any:
     """Perform one step of a lifecycle protocol: calls in worker threads, sleeps on the loop."""
     if isinstance(step, WaitReady):
@@ -305,7 +294,9 @@ async def _perform(step: Step) -> Any:
             timeout=poll.timeout,
             describe=poll.describe,
             info_of=poll.info_of,
+            initial=poll.initial,
             backend=poll.backend,
+            prior=poll.prior,
         )
     call: Call = step
     return await _call(
@@ -441,28 +432,11 @@ class AsyncSession:
             WaitTimeoutError: When time runs out (after a last poll at the deadline).
         """
         session = self._session
-        emit = _reporter(
+        report = ProgressReporter(
             check_progress_callback(on_progress), session.poll_policy.clock, session_id=self.id
         )
-
-        async def done(info: SessionInfo) -> bool:
-            session.observe(info)
-            await emit(info)
-            return _lifecycle.is_ready(info)
-
         try:
-            return await _poll_until(
-                lambda: session.implementation._describe_light(self.id),
-                done,
-                policy=session.poll_policy,
-                timeout=timeout,
-                describe=_lifecycle.waiting_for(session, "READY"),
-                info_of=lambda info: info or session.info,
-                initial=_initial,
-                backend=session.implementation,
-                # From the start call on, the backend's ready-time prior sets the schedule.
-                prior=_lifecycle.ready_prior(session, _initial),
-            )
+            return await _drive(_lifecycle.ready_wait(session, timeout, report, _initial))
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             if session.owned:
                 await self.stop_quietly()
@@ -488,24 +462,10 @@ class AsyncSession:
             WaitTimeoutError: When time runs out.
         """
         session = self._session
-        emit = _reporter(
+        report = ProgressReporter(
             check_progress_callback(on_progress), session.poll_policy.clock, session_id=self.id
         )
-
-        async def stopped(info: SessionInfo) -> bool:
-            session.observe(info)
-            await emit(info)
-            return _lifecycle.is_stopped(info)
-
-        return await _poll_until(
-            lambda: session.implementation._describe_light(self.id),
-            stopped,
-            policy=session.poll_policy,
-            timeout=timeout,
-            describe=_lifecycle.waiting_for(session, "stopped"),
-            info_of=lambda info: info or session.info,
-            backend=session.implementation,
-        )
+        return await _drive(_lifecycle.stopped_wait(session, timeout, report))
 
     # -- stopping --------------------------------------------------------------------------------
 

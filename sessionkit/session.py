@@ -22,7 +22,6 @@ from sessionkit.waiting import (
     DEFAULT_POLL,
     STATEMENT_POLL,
     PollPolicy,
-    poll_until,
 )
 
 if TYPE_CHECKING:
@@ -389,9 +388,6 @@ class Session:
         """
         return self.observe(perform(_lifecycle.describe_step(self)))
 
-    def _poll(self) -> SessionInfo:
-        return self.observe(self._backend._describe_light(self.id))
-
     def wait_until_ready(
         self,
         timeout: timedelta | float | None = None,
@@ -435,18 +431,7 @@ class Session:
                 shared, timeout = _follow_running_wait(self, done, timeout)
                 if shared is not None:
                     return shared
-            return poll_until(
-                self._poll,
-                done,
-                policy=self.poll_policy,
-                timeout=timeout,
-                describe=_lifecycle.waiting_for(self, "READY"),
-                info_of=lambda info: info or self._info,
-                initial=_initial,
-                backend=self._backend,
-                # From the start call on, the backend's ready-time prior sets the schedule.
-                prior=_lifecycle.ready_prior(self, _initial),
-            )
+            return drive(_lifecycle.ready_wait(self, timeout, report, _initial))
         except (KeyboardInterrupt, SystemExit):
             # Ctrl-C (or SIGTERM under stop_on_sigterm) must not leave an owned session running.
             if self._owned:
@@ -485,16 +470,7 @@ class Session:
         shared, timeout = _follow_running_wait(self, stopped, timeout, target="stopped")
         if shared is not None:
             return shared
-        final: SessionInfo = poll_until(
-            self._poll,
-            stopped,
-            policy=self.poll_policy,
-            timeout=timeout,
-            backend=self._backend,
-            describe=_lifecycle.waiting_for(self, "stopped"),
-            info_of=lambda info: info or self._info,
-        )
-        return final
+        return drive(_lifecycle.stopped_wait(self, timeout, report))
 
     # -- stopping ------------------------------------------------------------------------------
 
