@@ -2,11 +2,11 @@
 
 A *protocol* here is a generator that decides: which service call to make, what its answer or
 its error means, and what comes next. It makes no call itself: it yields each one as a step
-(:class:`Call`, :class:`Poll`, :class:`Quietly`) and a driver performs it, sending the answer
-back or throwing the error in. :func:`drive` is the synchronous driver (calls in the calling
-thread, sleeps with the policy's ``sleep``); ``sessionkit.aio`` has the asynchronous one (calls
-in its worker threads, sleeps on the event loop). So the two APIs differ only in how they call
-and how they sleep.
+(:class:`Call`, :class:`Poll`, :class:`Quietly`, :class:`WaitReady`, :class:`StopQuietly`) and
+a driver performs it, sending the answer back or throwing the error in. :func:`drive` is the
+synchronous driver (calls in the calling thread, sleeps with the policy's ``sleep``);
+``sessionkit.aio`` has the asynchronous one (calls in its worker threads, sleeps on the event
+loop). So the two APIs differ only in how they call and how they sleep.
 
 The checks of the entry points' arguments live here too, for the same reason.
 
@@ -73,6 +73,7 @@ __all__ = [
     "drive",
     "endpoint_protocol",
     "exit_action",
+    "finish_open",
     "is_ready",
     "is_stopped",
     "listed",
@@ -81,7 +82,6 @@ __all__ = [
     "page_step",
     "perform",
     "ready_prior",
-    "ready_protocol",
     "ready_wait",
     "statement_outcome",
     "statement_protocol",
@@ -366,7 +366,7 @@ def time_left(
     return max(timedelta(0), timeout - spent)
 
 
-def ready_protocol(
+def finish_open(
     session: Session,
     *,
     wait: bool,

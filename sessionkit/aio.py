@@ -711,7 +711,7 @@ def open_session(
         )
         session = AsyncSession(started)
         await _drive(
-            _lifecycle.ready_protocol(
+            _lifecycle.finish_open(
                 started,
                 wait=wait,
                 timeout=_lifecycle.time_left(wait_timeout, began, clock),
@@ -790,7 +790,7 @@ def ensure_session(
         )
         session = AsyncSession(found)
         await _drive(
-            _lifecycle.ready_protocol(
+            _lifecycle.finish_open(
                 found,
                 wait=wait,
                 timeout=wait_timeout,

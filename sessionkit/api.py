@@ -22,8 +22,8 @@ from sessionkit._lifecycle import (
     check_policy,
     check_states,
     drive,
+    finish_open,
     outcome_unknown,
-    ready_protocol,
     time_left,
 )
 from sessionkit.errors import InvalidConfigError, ServiceError
@@ -171,7 +171,7 @@ def open_session(
     logger.info("started %s session %s (%s)", backend, info.id, info.state.value)
     session = Session(impl, info, owned=True, poll_policy=policy)
     return drive(
-        ready_protocol(
+        finish_open(
             session,
             wait=wait,
             timeout=time_left(wait_timeout, opened, policy.clock),
@@ -343,7 +343,7 @@ def ensure_session(
                 logger.info("another process started %r first; stopping %s", name, session.id)
                 session.stop_quietly()
                 session = Session(impl, winner, owned=False, poll_policy=policy)
-    return drive(ready_protocol(session, wait=wait, timeout=wait_timeout, on_progress=on_progress))
+    return drive(finish_open(session, wait=wait, timeout=wait_timeout, on_progress=on_progress))
 
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([smhd]))", re.I)
