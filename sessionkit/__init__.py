@@ -16,7 +16,6 @@ from sessionkit._version import __version__
 
 if TYPE_CHECKING:
     from sessionkit import aio
-    from sessionkit._registry import available_backends, register_backend
     from sessionkit.api import (
         attach_session,
         ensure_session,
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
         Usage,
         Workers,
     )
+    from sessionkit.registry import available_backends, register_backend
     from sessionkit.session import Session, SessionRef
     from sessionkit.states import SessionState, StatementState
     from sessionkit.waiting import DEFAULT_POLL, STATEMENT_POLL, PollPolicy
@@ -99,10 +99,10 @@ _WHERE = {
     "attach_session": "api",
     "ensure_session": "api",
     "sweep_sessions": "api",
-    "available_backends": "_registry",
+    "available_backends": "registry",
     "list_sessions": "api",
     "open_session": "api",
-    "register_backend": "_registry",
+    "register_backend": "registry",
     "BackendNotFoundError": "errors",
     "CallTimeoutError": "errors",
     "FleetFailedError": "errors",

@@ -8,8 +8,10 @@ async with aio.open_session(BACKEND, role=ROLE, **CONNECTION) as session:
 ```
 
 Everything goes through the same backends and the same rules as the synchronous API
-(validation, error translation, states, ownership, the start protocol); only the waiting moves
-onto the event loop:
+(validation, error translation, states, ownership, the start protocol): both drive the same
+lifecycle decisions (when a wait ends or fails fast, what a refused stop means, when a
+statement is cancelled, when an endpoint is fetched anew, the poll schedule), so only how calls
+are made and how waits sleep differs:
 
 - **Blocking SDK calls run in worker threads**, in sessionkit's own pool of at most
   `MAX_WORKER_THREADS` (16) threads (not the loop's default executor), so a thousand
@@ -45,29 +47,32 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sessionkit import api
+from sessionkit import _lifecycle, api
+from sessionkit._lifecycle import (
+    EXIT_STOP,
+    Call,
+    Poll,
+    Protocol,
+    Quietly,
+    Step,
+    StopQuietly,
+    WaitReady,
+    exit_action,
+)
 from sessionkit.errors import (
-    FleetFailedError,
-    FleetTimeoutError,
-    InvalidConfigError,
     ServiceError,
-    StatementFailedError,
-    ThrottledError,
-    WaitTimeoutError,
 )
 from sessionkit.models import Endpoint, SessionInfo, StatementResult, Usage, to_timedelta
+from sessionkit.registry import build_backend
 from sessionkit.session import (
-    _ENDPOINT_MARGIN,
-    _STOP_ATTEMPTS,
     ProgressCallback,
     ProgressReporter,
     Session,
     SessionRef,
     check_progress_callback,
-    readiness_failure,
 )
-from sessionkit.states import SessionState, StatementState
-from sessionkit.waiting import PollPolicy, call_pause
+from sessionkit.states import SessionState
+from sessionkit.waiting import PageGuard, PollPolicy, ReadyPrior, call_pause
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend
@@ -187,45 +192,32 @@ async def _poll_until(
     info_of: Callable[[T | None], Any],
     initial: T | None = None,
     backend: Backend | None = None,
+    prior: ReadyPrior | None = None,
 ) -> T:
-    """The async twin of ``waiting.poll_until``, on the same policy schedule.
+    """The async twin of ``waiting.poll_until``, on the same schedule (``PollPlan``).
 
     ``done`` may return an awaitable (an async ``on_progress``); it may raise to fail fast.
     """
     import tenacity
 
-    limit = policy.timeout if timeout is None else to_timedelta(timeout)
-    deadline = None if limit is None else policy.clock() + limit.total_seconds()
+    plan = _lifecycle.PollPlan(policy, timeout, initial=initial is not None, prior=prior)
     last: list[T | None] = [initial]
-    polls = [0]
 
     async def attempt() -> T:
-        if polls[0] == 0 and initial is not None:
-            polls[0] = 1
+        if plan.uses_initial():
+            plan.polled(fetched=False)
             value = initial
         else:
-            polls[0] += 1
             await _spend(backend, policy)
+            plan.polled(fetched=True)
             value = await _in_thread(fetch)
         last[0] = value
-        verdict = done(value)
+        verdict = done(value)  # type: ignore[arg-type]
         if inspect.isawaitable(verdict):
             verdict = await verdict
         if verdict:
-            return value
+            return value  # type: ignore[return-value]
         raise _NotYet
-
-    def stop(state: tenacity.RetryCallState) -> bool:
-        return deadline is not None and policy.clock() >= deadline
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        if polls[0] == 1 and initial is not None:
-            pause = policy.first_interval()
-        else:
-            pause = policy.interval(polls[0] - 1)
-        if deadline is not None:
-            pause = max(0.0, min(pause, deadline - policy.clock()))
-        return pause
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -234,12 +226,16 @@ async def _poll_until(
 
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(lambda e: isinstance(e, _NotYet) or _is_retryable(e)),
-        stop=stop,
-        wait=wait,
+        stop=lambda state: plan.over(),
+        wait=lambda state: plan.pause(),
         sleep=lambda seconds: _sleep(policy, seconds),
         before_sleep=log_retry,
         reraise=True,
     )
+    first = plan.first_pause()
+    if first > 0:
+        # Nothing to look at before the schedule's first planned time.
+        await _sleep(policy, first)
     try:
         result: T = await retrying(attempt)
         return result
@@ -248,27 +244,86 @@ async def _poll_until(
     except ServiceError as exc:
         if not exc.retryable:
             raise
-        raise WaitTimeoutError(
-            f"timed out after {limit}: {describe(last[0])} (last error: {exc})",
-            info=info_of(last[0]),
-        ) from exc
-    raise WaitTimeoutError(f"timed out after {limit}: {describe(last[0])}", info=info_of(last[0]))
+        raise plan.timed_out(describe(last[0]), info_of(last[0]), exc) from exc
+    raise plan.timed_out(describe(last[0]), info_of(last[0]))
 
 
-def _reporter(
-    callback: ProgressCallback | None, clock: Callable[[], float], **ids: Any
-) -> Callable[[Any], Awaitable[None]]:
-    report = ProgressReporter(callback, clock, **ids)
+async def _settle(outcome: Any) -> None:
+    """Await what an async ``on_progress`` callback returned; its errors are only logged."""
+    if inspect.isawaitable(outcome):
+        try:
+            await outcome
+        except Exception:
+            logger.warning("the on_progress callback raised; ignoring it", exc_info=True)
 
-    async def emit(seen: Any) -> None:
-        outcome = report(seen)
-        if inspect.isawaitable(outcome):
+
+async def _perform(step: Step) -> Any:
+    """Perform one step of a lifecycle protocol: calls in worker threads, sleeps on the loop."""
+    if isinstance(step, WaitReady):
+        return await AsyncSession(step.session).wait_until_ready(
+            step.timeout, on_progress=step.on_progress, _initial=step.initial
+        )
+    if isinstance(step, StopQuietly):
+        await AsyncSession(step.session).stop_quietly()
+        return None
+    if isinstance(step, Quietly):
+        task = asyncio.ensure_future(_perform(step.call))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Cancelled again while cleaning up: let the clean-up finish, then propagate.
             try:
-                await outcome
-            except Exception:
-                logger.warning("the on_progress callback raised; ignoring it", exc_info=True)
+                await task
+            except BaseException as exc:
+                step.failed(exc)
+            raise
+        except BaseException as exc:
+            step.failed(exc)
+            return None
+    if isinstance(step, Poll):
+        poll = step
 
-    return emit
+        async def done(value: Any) -> bool:
+            await _settle(poll.report(value))
+            return poll.done(value)
+
+        return await _poll_until(
+            poll.fetch,
+            done,
+            policy=poll.policy,
+            timeout=poll.timeout,
+            describe=poll.describe,
+            info_of=poll.info_of,
+            initial=poll.initial,
+            backend=poll.backend,
+            prior=poll.prior,
+        )
+    call: Call = step
+    return await _call(
+        call.function,
+        policy=call.policy,
+        what=call.what,
+        backend=call.backend,
+        attempts=call.attempts,
+        retry_on=call.retry_on,
+    )
+
+
+async def _drive(protocol: Protocol[T]) -> T:
+    """Run a lifecycle protocol on the event loop (the async twin of ``_lifecycle.drive``)."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = protocol.send(value) if error is None else protocol.throw(error)
+        except StopIteration as finished:
+            result: T = finished.value
+            return result
+        value, error = None, None
+        try:
+            value = await _perform(step)
+        except BaseException as exc:
+            error = exc
 
 
 class AsyncSession:
@@ -335,23 +390,13 @@ class AsyncSession:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    async def _call(self, call: Callable[[], T], what: str, **options: Any) -> T:
-        return await _call(
-            call,
-            policy=self._session.poll_policy,
-            what=f"{what} {self.backend}:{self.id}",
-            backend=self._session.implementation,
-            **options,
-        )
-
     async def refresh(self) -> SessionInfo:
         """Describe the session now (retrying throttling and transient errors).
 
         Returns:
             The new :class:`~sessionkit.SessionInfo`, also kept as :attr:`info`.
         """
-        info = await self._call(lambda: self._session.implementation._describe(self.id), "describe")
-        return self._session.observe(info)
+        return self._session.observe(await _perform(_lifecycle.describe_step(self._session)))
 
     async def usage(self) -> Usage:
         """Usage as of the last look, described anew when the last look carried none.
@@ -359,11 +404,7 @@ class AsyncSession:
         Returns:
             The :class:`~sessionkit.Usage`.
         """
-        session = self._session
-        if session.info.usage == Usage() and session._usage_looked_up is not session.info:
-            await self.refresh()
-            session._usage_looked_up = session.info
-        return session.info.usage
+        return await _drive(_lifecycle.usage_protocol(self._session))
 
     async def wait_until_ready(
         self,
@@ -391,34 +432,11 @@ class AsyncSession:
             WaitTimeoutError: When time runs out (after a last poll at the deadline).
         """
         session = self._session
-        emit = _reporter(
+        report = ProgressReporter(
             check_progress_callback(on_progress), session.poll_policy.clock, session_id=self.id
         )
-
-        async def done(info: SessionInfo) -> bool:
-            session.observe(info)
-            await emit(info)
-            if info.state is SessionState.READY:
-                return True
-            failure = readiness_failure(info)
-            if failure is not None:
-                raise failure
-            return False
-
         try:
-            return await _poll_until(
-                lambda: session.implementation._describe_light(self.id),
-                done,
-                policy=session.poll_policy,
-                timeout=timeout,
-                describe=lambda info: (
-                    f"{self.backend} session {self.id} still "
-                    f"{(info or session.info).state.value}, not READY"
-                ),
-                info_of=lambda info: info or session.info,
-                initial=_initial,
-                backend=session.implementation,
-            )
+            return await _drive(_lifecycle.ready_wait(session, timeout, report, _initial))
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             if session.owned:
                 await self.stop_quietly()
@@ -444,49 +462,15 @@ class AsyncSession:
             WaitTimeoutError: When time runs out.
         """
         session = self._session
-        emit = _reporter(
+        report = ProgressReporter(
             check_progress_callback(on_progress), session.poll_policy.clock, session_id=self.id
         )
-
-        async def stopped(info: SessionInfo) -> bool:
-            session.observe(info)
-            await emit(info)
-            return info.state.is_terminal
-
-        return await _poll_until(
-            lambda: session.implementation._describe_light(self.id),
-            stopped,
-            policy=session.poll_policy,
-            timeout=timeout,
-            describe=lambda info: (
-                f"{self.backend} session {self.id} still "
-                f"{(info or session.info).state.value}, not stopped"
-            ),
-            info_of=lambda info: info or session.info,
-            backend=session.implementation,
-        )
+        return await _drive(_lifecycle.stopped_wait(session, timeout, report))
 
     # -- stopping --------------------------------------------------------------------------------
 
     async def _request_stop(self) -> None:
-        session = self._session
-        if session.info.state.is_terminal:
-            return
-        try:
-            await self._call(
-                lambda: session.implementation._stop(self.id),
-                "stop",
-                attempts=max(session.poll_policy.max_attempts, _STOP_ATTEMPTS),
-            )
-        except ServiceError as exc:
-            if exc.retryable:
-                raise
-            # The service refuses to stop a session that is already ending; that is success.
-            info = await self.refresh()
-            if not (info.state.is_terminal or info.state is SessionState.STOPPING):
-                raise
-        session.mark_stop_requested()
-        logger.info("requested stop of %s session %s", self.backend, self.id)
+        await _drive(_lifecycle.stop_protocol(self._session))
 
     async def stop_quietly(self) -> None:
         """Request the stop on an error path, shielded from cancellation, never raising."""
@@ -500,18 +484,10 @@ class AsyncSession:
             try:
                 await task
             except BaseException as exc:
-                self._log_stop_failure(exc)
+                _lifecycle.log_stop_failure(self._session, exc)
             raise
         except BaseException as exc:
-            self._log_stop_failure(exc)
-
-    def _log_stop_failure(self, exc: BaseException) -> None:
-        logger.error(
-            "could not stop %s session %s; it may still be running and costing money: %s",
-            self.backend,
-            self.id,
-            exc,
-        )
+            _lifecycle.log_stop_failure(self._session, exc)
 
     async def stop(
         self,
@@ -533,11 +509,13 @@ class AsyncSession:
             WaitTimeoutError: When waiting and time runs out.
             ServiceError: When the service does not accept the stop.
         """
+        _lifecycle.check_flag("wait", wait)
+        _lifecycle.check_flag("delete", delete)
         await self._request_stop()
         if wait or delete:
             await self.wait_until_stopped(timeout)
         if delete:
-            await self._call(lambda: self._session.implementation._delete(self.id), "delete")
+            await _perform(_lifecycle.delete_step(self._session))
             logger.info("deleted %s session %s", self.backend, self.id)
         return self.info
 
@@ -550,9 +528,10 @@ class AsyncSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self.owned or self._session.stop_requested:
+        action = exit_action(self._session, failed=exc_type is not None)
+        if action is None:
             return
-        if exc_type is None:
+        if action == EXIT_STOP:
             task = asyncio.ensure_future(self._request_stop())
             try:
                 await asyncio.shield(task)
@@ -590,68 +569,20 @@ class AsyncSession:
             NotSupportedError: On backends without a statement API.
             WaitTimeoutError: When ``timeout`` passed (the statement was cancelled).
         """
-        if not isinstance(code, str) or not code.strip():
-            raise InvalidConfigError("code", "must be a non-empty string of code")
+        _lifecycle.check_code(code)
         callback = check_progress_callback(on_progress)
         await self.wait_until_ready()
         session = self._session
-        backend = session.implementation
-        statement_id = await self._call(
-            lambda: backend._run(self.id, code),
-            "run in",
-            # Only throttling proves a statement did not start: never risk running code twice.
-            retry_on=lambda exc: isinstance(exc, ThrottledError),
-        )
-        logger.info("submitted statement %s to %s session %s", statement_id, self.backend, self.id)
-        emit = _reporter(
-            callback,
-            session.statement_policy.clock,
-            session_id=self.id,
-            statement_id=statement_id,
-        )
 
-        async def finished(result: StatementResult) -> bool:
-            await emit(result)
-            return result.state.is_terminal
+        def reporter(statement_id: str) -> ProgressReporter:
+            return ProgressReporter(
+                callback,
+                session.statement_policy.clock,
+                session_id=self.id,
+                statement_id=statement_id,
+            )
 
-        try:
-            result = await _poll_until(
-                lambda: backend._statement(self.id, statement_id),
-                finished,
-                policy=session.statement_policy,
-                timeout=timeout,
-                describe=lambda r: (
-                    f"statement {statement_id} still {r.state.value if r else 'PENDING'}"
-                ),
-                info_of=lambda r: session.info,
-                backend=backend,
-            )
-        except BaseException:
-            task = asyncio.ensure_future(self._cancel_quietly(statement_id))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await task
-            raise
-        if result.state is not StatementState.SUCCEEDED:
-            detail = ": ".join(x for x in (result.error_name, result.error_value) if x)
-            raise StatementFailedError(
-                f"statement {statement_id} {result.state.value}{': ' + detail if detail else ''}",
-                result=result,
-            )
-        return result
-
-    async def _cancel_quietly(self, statement_id: str) -> None:
-        try:
-            await self._call(
-                lambda: self._session.implementation._cancel(self.id, statement_id),
-                f"cancel statement {statement_id} in",
-            )
-            logger.info(
-                "cancelled statement %s on %s session %s", statement_id, self.backend, self.id
-            )
-        except BaseException as exc:
-            logger.error("could not cancel statement %s: %s", statement_id, exc)
+        return await _drive(_lifecycle.statement_protocol(session, code, timeout, reporter))
 
     # -- Spark Connect ---------------------------------------------------------------------------
 
@@ -664,17 +595,8 @@ class AsyncSession:
         Raises:
             NotSupportedError: On backends without Spark Connect.
         """
-        session = self._session
         async with self._endpoint_lock:
-            current = session._endpoint
-            if current is None or current.expires_within(
-                _ENDPOINT_MARGIN, now=session.poll_policy.now()
-            ):
-                current = await self._call(
-                    lambda: session.implementation._endpoint(self.id), "endpoint of"
-                )
-                session._endpoint = current
-            return current
+            return await _drive(_lifecycle.endpoint_protocol(self._session))
 
     async def spark(self) -> Any:
         """Return a Spark Connect ``SparkSession`` bound to the session (made in a thread).
@@ -743,27 +665,6 @@ async def _start_in_thread(start: Callable[[], Session]) -> Session:
         raise
 
 
-async def _wait_owned(
-    session: AsyncSession,
-    wait: bool,
-    timeout: timedelta | None,
-    on_progress: ProgressCallback | None,
-) -> AsyncSession:
-    if not wait:
-        return session
-    try:
-        await session.wait_until_ready(
-            timeout,
-            on_progress=on_progress,
-            _initial=session.info if session.owned else None,
-        )
-    except BaseException:
-        if session.owned:
-            await session.stop_quietly()
-        raise
-    return session
-
-
 def open_session(
     backend: str,
     *,
@@ -784,7 +685,8 @@ def open_session(
     Args:
         backend: The backend name.
         wait: Wait until READY (default).
-        timeout: The longest wait for READY; default 20 minutes.
+        timeout: The longest the whole open may take, pre-flight included, as in
+            :func:`sessionkit.open_session`; default 20 minutes for the wait for READY.
         poll_policy: How to poll and retry (and on which clock).
         on_progress: Called with a :class:`~sessionkit.Progress` on every poll of the wait
             that sees something change; may be a coroutine function.
@@ -798,10 +700,26 @@ def open_session(
     async def opening() -> AsyncSession:
         wait_timeout = None if timeout is None else to_timedelta(timeout, field="timeout")
         check_progress_callback(on_progress)
+        clock = _lifecycle.check_policy(poll_policy).clock
+        began = clock()
+        # The timeout bounds the whole open, as in the synchronous API: the start's pre-flight
+        # waits on it, and the wait for READY gets what is left.
         started = await _start_in_thread(
-            lambda: api.open_session(backend, wait=False, poll_policy=poll_policy, **config)
+            lambda: api.open_session(
+                backend, wait=False, timeout=timeout, poll_policy=poll_policy, **config
+            )
         )
-        return await _wait_owned(AsyncSession(started), wait, wait_timeout, on_progress)
+        session = AsyncSession(started)
+        await _drive(
+            _lifecycle.finish_open(
+                started,
+                wait=wait,
+                timeout=_lifecycle.time_left(wait_timeout, began, clock),
+                on_progress=on_progress,
+                initial=started.info,
+            )
+        )
+        return session
 
     return SessionOpener(opening())
 
@@ -870,7 +788,18 @@ def ensure_session(
                 backend, name, wait=False, poll_policy=poll_policy, **keywords
             )
         )
-        return await _wait_owned(AsyncSession(found), wait, wait_timeout, on_progress)
+        session = AsyncSession(found)
+        await _drive(
+            _lifecycle.finish_open(
+                found,
+                wait=wait,
+                timeout=wait_timeout,
+                on_progress=on_progress,
+                # A session this call opened was just started: its wait follows the prior.
+                initial=found.info if found.owned else None,
+            )
+        )
+        return session
 
     return SessionOpener(opening())
 
@@ -893,23 +822,19 @@ async def list_sessions(
     Yields:
         :class:`~sessionkit.SessionInfo`, page by page as you iterate.
     """
-    from sessionkit._registry import build_backend
-
-    wanted = api._states(states)
-    policy = api._policy(poll_policy)
+    wanted = _lifecycle.check_states(states)
+    policy = _lifecycle.check_policy(poll_policy)
     impl = await _in_thread(lambda: build_backend(backend, keywords))
+    impl.poll_policy = policy
+    guard = PageGuard(f"list {impl.name} sessions")
     token: str | None = None
     while True:
-        page, token = await _call(
-            functools.partial(impl._list_page, wanted, token),
-            policy=policy,
-            what=f"list {backend} sessions",
-            backend=impl,
-        )
+        page, token = await _perform(_lifecycle.page_step(impl, wanted, token, policy))
         for info in page:
-            if wanted is None or info.state in wanted:
+            if _lifecycle.listed(info, wanted):
                 yield info
-        if not token:
+        token = guard.next(token)
+        if token is None:
             return
 
 
@@ -939,7 +864,7 @@ async def wait_all(
         FleetFailedError: When any session failed.
         FleetTimeoutError: When time ran out first.
     """
-    from sessionkit.fleet import DONE, FAILED, FleetPoller
+    from sessionkit.fleet import FleetPoller
 
     members = [s.sync if isinstance(s, AsyncSession) else s for s in sessions]
     poller: FleetPoller = FleetPoller(
@@ -960,16 +885,5 @@ async def wait_all(
         owned = [AsyncSession(s) for s in poller.sessions if s.owned and not s.state.is_terminal]
         await asyncio.gather(*(s.stop_quietly() for s in owned), return_exceptions=True)
         raise
-    outcomes = {id(o.session): o for o in poller.outcomes}
-    bad = [o for o in outcomes.values() if o.status != DONE]
-    if bad:
-        failures = [o for o in bad if o.status == FAILED]
-        total = len(poller.sessions)
-        kind = FleetFailedError if failures else FleetTimeoutError
-        raise kind(
-            f"{total - len(bad)} of {total} sessions reached {SessionState(until).value}; "
-            f"{len(failures)} failed, {len(bad) - len(failures)} timed out",
-            outcomes={o.info.id: o for o in outcomes.values()},
-            info=(failures or bad)[0].info,
-        )
-    return [outcomes[id(s)].info for s in members]
+    # Every session has its outcome now: the fleet's own verdict (no further call or sleep).
+    return poller.wait()

@@ -16,13 +16,27 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from sessionkit._registry import build_backend
-from sessionkit.backends.base import MALFORMED
+from sessionkit import _lifecycle
+from sessionkit._lifecycle import (
+    check_flag,
+    check_policy,
+    check_states,
+    drive,
+    finish_open,
+    outcome_unknown,
+    time_left,
+)
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import SessionConfig, SessionInfo, to_timedelta
-from sessionkit.session import ProgressCallback, Session, check_progress_callback
+from sessionkit.registry import build_backend
+from sessionkit.session import (
+    ProgressCallback,
+    Session,
+    attach_session,
+    check_progress_callback,
+)
 from sessionkit.states import SessionState
-from sessionkit.waiting import DEFAULT_POLL, PageGuard, PollPolicy, call_with_retries
+from sessionkit.waiting import PageGuard, PollPolicy, call_with_retries
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend, PreparedStart
@@ -47,23 +61,6 @@ def _split(keywords: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return config, rest
 
 
-def _policy(given: Any) -> PollPolicy:
-    if given is None:
-        return DEFAULT_POLL
-    if not isinstance(given, PollPolicy):
-        raise InvalidConfigError(
-            "poll_policy", f"must be a sessionkit.PollPolicy, got {type(given).__name__}"
-        )
-    return given
-
-
-def _flag(name: str, value: Any) -> bool:
-    """Public flags are real booleans: ``"false"`` is truthy and would do the opposite."""
-    if not isinstance(value, bool):
-        raise InvalidConfigError(name, f"must be True or False, got {value!r}")
-    return value
-
-
 def _abandon_quietly(impl: Backend, prepared: PreparedStart, policy: PollPolicy) -> None:
     """Stop what an interrupted start may have created; a second Ctrl-C does not stop this."""
     for round_ in (1, 2):
@@ -84,13 +81,6 @@ def _abandon_quietly(impl: Backend, prepared: PreparedStart, policy: PollPolicy)
         except BaseException as exc:
             logger.error("could not clean up an interrupted %s start: %s", impl.name, exc)
             return
-
-
-def _outcome_unknown(exc: BaseException) -> bool:
-    """Whether a failed start attempt may still have created a session."""
-    if not isinstance(exc, ServiceError):
-        return True  # Ctrl-C, or anything else in the middle of a call
-    return exc.retryable or exc.code in (MALFORMED, "CallTimeout")
 
 
 def open_session(
@@ -134,8 +124,8 @@ def open_session(
         WaitTimeoutError: It did not become ready in time (it was stopped).
         ServiceError: The service refused the start.
     """
-    policy = _policy(poll_policy)
-    _flag("wait", wait)
+    policy = check_policy(poll_policy)
+    check_flag("wait", wait)
     # Checked now, not when the wait begins: a bad timeout must not cost a started session.
     wait_timeout = None if timeout is None else to_timedelta(timeout, field="timeout")
     check_progress_callback(on_progress)
@@ -175,87 +165,20 @@ def open_session(
     except BaseException as exc:
         # Only an attempt whose outcome is unknown may have created a session; a definite
         # refusal (a name already taken by someone else, say) must not stop anything.
-        if attempts[0] and _outcome_unknown(exc):
+        if attempts[0] and outcome_unknown(exc):
             _abandon_quietly(impl, prepared, policy)
         raise
     logger.info("started %s session %s (%s)", backend, info.id, info.state.value)
     session = Session(impl, info, owned=True, poll_policy=policy)
-    if wait:
-        remaining = None
-        if wait_timeout is not None:
-            spent = timedelta(seconds=max(0.0, policy.clock() - opened))
-            remaining = max(timedelta(0), wait_timeout - spent)
-        try:
-            session.wait_until_ready(remaining, on_progress=on_progress, _initial=info)
-        except BaseException:
-            session.stop_quietly()
-            raise
-    return session
-
-
-def attach_session(
-    backend: str,
-    session_id: str,
-    *,
-    stop_on_exit: bool = False,
-    poll_policy: PollPolicy | None = None,
-    **keywords: Any,
-) -> Session:
-    """Wrap an existing session (one call: describe).
-
-    The session is *not owned*: leaving a ``with`` block does not stop it unless
-    ``stop_on_exit=True``.
-
-    Args:
-        backend: The backend name.
-        session_id: The service's session id.
-        stop_on_exit: Stop the session when a ``with`` block ends.
-        poll_policy: How to poll and retry; default :data:`~sessionkit.waiting.DEFAULT_POLL`.
-        **keywords: The backend's connection and location keywords (see each backend's page).
-
-    Returns:
-        The :class:`~sessionkit.Session`.
-    """
-    if not isinstance(session_id, str) or not session_id.strip():
-        raise InvalidConfigError("session_id", f"must be a non-empty string, got {session_id!r}")
-    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in session_id):
-        raise InvalidConfigError(
-            "session_id", "contains a control character or lone surrogate; remove it"
+    return drive(
+        finish_open(
+            session,
+            wait=wait,
+            timeout=time_left(wait_timeout, opened, policy.clock),
+            on_progress=on_progress,
+            initial=info,
         )
-    _flag("stop_on_exit", stop_on_exit)
-    policy = _policy(poll_policy)
-    impl = build_backend(backend, keywords, attaching=True)
-    impl.poll_policy = policy
-    info = call_with_retries(
-        lambda: impl._describe(session_id),
-        policy=policy,
-        what=f"describe {backend} session",
-        backend=impl,
     )
-    return Session(impl, info, owned=stop_on_exit, poll_policy=policy)
-
-
-def _states(
-    states: Iterable[SessionState | str] | SessionState | str | None,
-) -> frozenset[SessionState] | None:
-    if states is None:
-        return None
-    if isinstance(states, (str, SessionState)):
-        states = [states]
-    if isinstance(states, Mapping) or not isinstance(states, Iterable):
-        raise InvalidConfigError(
-            "states", f"must be a SessionState or an iterable of them, got {states!r}"
-        )
-    result = set()
-    for state in states:
-        try:
-            result.add(SessionState(state))
-        except (ValueError, TypeError):
-            raise InvalidConfigError(
-                "states",
-                f"{state!r} is not a SessionState; use e.g. SessionState.READY",
-            ) from None
-    return frozenset(result)
 
 
 def iter_pages(
@@ -304,15 +227,15 @@ def list_sessions(
     Returns:
         An iterator of :class:`~sessionkit.SessionInfo`; pages are fetched as you iterate.
     """
-    wanted = _states(states)
-    policy = _policy(poll_policy)
+    wanted = check_states(states)
+    policy = check_policy(poll_policy)
     impl = build_backend(backend, keywords)
     impl.poll_policy = policy
 
     def generate() -> Iterator[SessionInfo]:
         for page in iter_pages(impl, wanted, policy):
             for info in page:
-                if wanted is None or info.state in wanted:
+                if _lifecycle.listed(info, wanted):
                     yield info
 
     return generate()
@@ -386,7 +309,7 @@ def ensure_session(
     """
     if not isinstance(name, str) or not name:
         raise InvalidConfigError("name", f"must be a non-empty string, got {name!r}")
-    policy = _policy(poll_policy)
+    policy = check_policy(poll_policy)
     wait_timeout = None if timeout is None else to_timedelta(timeout, field="timeout")
     check_progress_callback(on_progress)
     config_fields, rest = _split(keywords)
@@ -420,14 +343,7 @@ def ensure_session(
                 logger.info("another process started %r first; stopping %s", name, session.id)
                 session.stop_quietly()
                 session = Session(impl, winner, owned=False, poll_policy=policy)
-    if wait:
-        try:
-            session.wait_until_ready(wait_timeout, on_progress=on_progress)
-        except BaseException:
-            if session.owned:
-                session.stop_quietly()
-            raise
-    return session
+    return drive(finish_open(session, wait=wait, timeout=wait_timeout, on_progress=on_progress))
 
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([smhd]))", re.I)
@@ -484,7 +400,7 @@ def sweep_sessions(
     age = _duration(older_than, "older_than")
     if not isinstance(dry_run, bool):
         raise InvalidConfigError("dry_run", f"must be True or False, got {dry_run!r}")
-    policy = _policy(poll_policy)
+    policy = check_policy(poll_policy)
     impl = build_backend(backend, keywords)
     now = policy.now()
     chosen: list[SessionInfo] = []

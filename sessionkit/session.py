@@ -12,27 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from sessionkit.errors import (
-    InvalidConfigError,
-    ServiceError,
-    StatementFailedError,
-    ThrottledError,
-)
+from sessionkit import _lifecycle
+from sessionkit._lifecycle import EXIT_STOP, Memo, drive, exit_action, perform
+from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, Progress, SessionInfo, StatementResult, Usage
-from sessionkit.states import SessionState, StatementState
+from sessionkit.registry import build_backend
+from sessionkit.states import SessionState
 from sessionkit.waiting import (
     DEFAULT_POLL,
     STATEMENT_POLL,
     PollPolicy,
-    call_with_retries,
-    poll_until,
-    readiness_failure,
 )
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend
 
-__all__ = ["ProgressCallback", "Session", "SessionRef", "readiness_failure"]
+__all__ = ["ProgressCallback", "Session", "SessionRef", "attach_session"]
 
 #: What ``on_progress=`` takes: called with a :class:`~sessionkit.Progress` value.
 ProgressCallback = Callable[[Progress], Any]
@@ -214,8 +209,6 @@ class SessionRef:
         Raises:
             InvalidConfigError: When a keyword repeats a location value with another value.
         """
-        from sessionkit.api import attach_session
-
         return attach_session(
             self.backend, self.session_id, poll_policy=poll_policy, **self.keywords(connection)
         )
@@ -234,12 +227,6 @@ class SessionRef:
                 )
             merged[key] = value
         return merged
-
-
-#: A fresh endpoint is fetched when the cached token expires within this margin.
-_ENDPOINT_MARGIN = timedelta(minutes=1)
-#: Stop requests are retried through throttling this many times before giving up.
-_STOP_ATTEMPTS = 12
 
 
 class Session:
@@ -266,8 +253,9 @@ class Session:
         self._info = info
         self._owned = owned
         self._stop_requested = False
-        self._usage_looked_up: SessionInfo | None = None
-        self._endpoint: Endpoint | None = None
+        #: What the session remembers between calls (endpoint, usage lookup), shared with
+        #: its async twin.
+        self._memo = Memo()
         #: The client spark() made, and the endpoint URL it is bound to. Its own lock: the
         #: client asks endpoint() (which holds _lock) for its token.
         self._spark: tuple[Any, str] | None = None
@@ -308,10 +296,7 @@ class Session:
         summary); when the last look had none, this makes one describe
         call to fetch them. Call :meth:`refresh` for current figures.
         """
-        if self._info.usage == Usage() and self._usage_looked_up is not self._info:
-            self.refresh()
-            self._usage_looked_up = self._info
-        return self._info.usage
+        return drive(_lifecycle.usage_protocol(self))
 
     @property
     def owned(self) -> bool:
@@ -344,6 +329,14 @@ class Session:
         way. Most code never needs it.
         """
         return self._backend
+
+    @property
+    def memo(self) -> Memo:
+        """What this session remembers between calls (its endpoint, its last usage lookup).
+
+        Shared by the session's synchronous and async faces; most code never needs it.
+        """
+        return self._memo
 
     @property
     def stop_requested(self) -> bool:
@@ -393,16 +386,7 @@ class Session:
         Returns:
             The new :class:`SessionInfo`, also kept as :attr:`info`.
         """
-        info = call_with_retries(
-            lambda: self._backend._describe(self.id),
-            policy=self.poll_policy,
-            what=f"describe {self.backend}:{self.id}",
-            backend=self._backend,
-        )
-        return self.observe(info)
-
-    def _poll(self) -> SessionInfo:
-        return self.observe(self._backend._describe_light(self.id))
+        return self.observe(perform(_lifecycle.describe_step(self)))
 
     def wait_until_ready(
         self,
@@ -437,12 +421,7 @@ class Session:
         def done(info: SessionInfo) -> bool:
             self.observe(info)
             report(info)
-            if info.state is SessionState.READY:
-                return True
-            failure = readiness_failure(info)
-            if failure is not None:
-                raise failure
-            return False
+            return _lifecycle.is_ready(info)
 
         try:
             if _initial is None:
@@ -452,21 +431,7 @@ class Session:
                 shared, timeout = _follow_running_wait(self, done, timeout)
                 if shared is not None:
                     return shared
-            return poll_until(
-                self._poll,
-                done,
-                policy=self.poll_policy,
-                timeout=timeout,
-                describe=lambda info: (
-                    f"{self.backend} session {self.id} still "
-                    f"{(info or self._info).state.value}, not READY"
-                ),
-                info_of=lambda info: info or self._info,
-                initial=_initial,
-                backend=self._backend,
-                # From the start call on, the backend's ready-time prior sets the schedule.
-                prior=None if _initial is None else self._backend.ready_prior,
-            )
+            return drive(_lifecycle.ready_wait(self, timeout, report, _initial))
         except (KeyboardInterrupt, SystemExit):
             # Ctrl-C (or SIGTERM under stop_on_sigterm) must not leave an owned session running.
             if self._owned:
@@ -500,48 +465,18 @@ class Session:
 
         def stopped(info: SessionInfo) -> bool:
             report(info)
-            return info.state.is_terminal
+            return _lifecycle.is_stopped(info)
 
         shared, timeout = _follow_running_wait(self, stopped, timeout, target="stopped")
         if shared is not None:
             return shared
-        final: SessionInfo = poll_until(
-            self._poll,
-            stopped,
-            policy=self.poll_policy,
-            timeout=timeout,
-            backend=self._backend,
-            describe=lambda info: (
-                f"{self.backend} session {self.id} still "
-                f"{(info or self._info).state.value}, not stopped"
-            ),
-            info_of=lambda info: info or self._info,
-        )
-        return final
+        return drive(_lifecycle.stopped_wait(self, timeout, report))
 
     # -- stopping ------------------------------------------------------------------------------
 
     def _request_stop(self) -> None:
         """Ask the service to stop the session, retried through throttling; no wait."""
-        if self._info.state.is_terminal:
-            return
-        try:
-            call_with_retries(
-                lambda: self._backend._stop(self.id),
-                policy=self.poll_policy,
-                what=f"stop {self.backend}:{self.id}",
-                attempts=max(self.poll_policy.max_attempts, _STOP_ATTEMPTS),
-                backend=self._backend,
-            )
-        except ServiceError as exc:
-            if exc.retryable:
-                raise
-            # The service refuses to stop a session that is already ending; that is success.
-            info = self.refresh()
-            if not (info.state.is_terminal or info.state is SessionState.STOPPING):
-                raise
-        self._stop_requested = True
-        logger.info("requested stop of %s session %s", self.backend, self.id)
+        drive(_lifecycle.stop_protocol(self))
 
     def stop(
         self,
@@ -565,19 +500,13 @@ class Session:
             WaitTimeoutError: When waiting and time runs out.
             ServiceError: When the service does not accept the stop.
         """
-        for name, flag in (("wait", wait), ("delete", delete)):
-            if not isinstance(flag, bool):
-                raise InvalidConfigError(name, f"must be True or False, got {flag!r}")
+        _lifecycle.check_flag("wait", wait)
+        _lifecycle.check_flag("delete", delete)
         self._request_stop()
         if wait or delete:
             self.wait_until_stopped(timeout)
         if delete:
-            call_with_retries(
-                lambda: self._backend._delete(self.id),
-                policy=self.poll_policy,
-                what=f"delete {self.backend}:{self.id}",
-                backend=self._backend,
-            )
+            perform(_lifecycle.delete_step(self))
             logger.info("deleted %s session %s", self.backend, self.id)
         return self._info
 
@@ -602,12 +531,7 @@ class Session:
                 )
                 interrupted = exc
             except BaseException as exc:
-                logger.error(
-                    "could not stop %s session %s; it may still be running and costing money: %s",
-                    self.backend,
-                    self.id,
-                    exc,
-                )
+                _lifecycle.log_stop_failure(self, exc)
                 break
         if interrupted is not None:
             if not self._stop_requested:
@@ -628,9 +552,10 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._owned or self._stop_requested:
+        action = exit_action(self, failed=exc_type is not None)
+        if action is None:
             return
-        if exc_type is None:
+        if action == EXIT_STOP:
             try:
                 self._request_stop()
             except (KeyboardInterrupt, SystemExit):
@@ -670,64 +595,16 @@ class Session:
             NotSupportedError: On backends without a statement API (use :meth:`endpoint`).
             WaitTimeoutError: When ``timeout`` passed (the statement was cancelled).
         """
-        if not isinstance(code, str) or not code.strip():
-            raise InvalidConfigError("code", "must be a non-empty string of code")
+        _lifecycle.check_code(code)
         callback = check_progress_callback(on_progress)
         self.wait_until_ready()
 
-        # Only throttling proves a statement did not start: never risk running code twice.
-        statement_id = call_with_retries(
-            lambda: self._backend._run(self.id, code),
-            policy=self.poll_policy,
-            what=f"run in {self.backend}:{self.id}",
-            retry_on=lambda exc: isinstance(exc, ThrottledError),
-            backend=self._backend,
-        )
-        logger.info("submitted statement %s to %s session %s", statement_id, self.backend, self.id)
-        report = ProgressReporter(
-            callback, self.statement_policy.clock, session_id=self.id, statement_id=statement_id
-        )
+        def reporter(statement_id: str) -> ProgressReporter:
+            return ProgressReporter(
+                callback, self.statement_policy.clock, session_id=self.id, statement_id=statement_id
+            )
 
-        def finished(result: StatementResult) -> bool:
-            report(result)
-            return result.state.is_terminal
-
-        try:
-            result = poll_until(
-                lambda: self._backend._statement(self.id, statement_id),
-                finished,
-                policy=self.statement_policy,
-                timeout=timeout,
-                describe=lambda r: (
-                    f"statement {statement_id} still {r.state.value if r else 'PENDING'}"
-                ),
-                info_of=lambda r: self._info,
-                backend=self._backend,
-            )
-        except BaseException:
-            self._cancel_quietly(statement_id)
-            raise
-        if result.state is not StatementState.SUCCEEDED:
-            detail = ": ".join(x for x in (result.error_name, result.error_value) if x)
-            raise StatementFailedError(
-                f"statement {statement_id} {result.state.value}{': ' + detail if detail else ''}",
-                result=result,
-            )
-        return result
-
-    def _cancel_quietly(self, statement_id: str) -> None:
-        try:
-            call_with_retries(
-                lambda: self._backend._cancel(self.id, statement_id),
-                policy=self.poll_policy,
-                what=f"cancel statement {statement_id}",
-                backend=self._backend,
-            )
-            logger.info(
-                "cancelled statement %s on %s session %s", statement_id, self.backend, self.id
-            )
-        except BaseException as exc:
-            logger.error("could not cancel statement %s: %s", statement_id, exc)
+        return drive(_lifecycle.statement_protocol(self, code, timeout, reporter))
 
     # -- Spark Connect ---------------------------------------------------------------------------
 
@@ -743,18 +620,7 @@ class Session:
             NotSupportedError: On backends without Spark Connect.
         """
         with self._lock:
-            current = self._endpoint
-            if current is None or current.expires_within(
-                _ENDPOINT_MARGIN, now=self.poll_policy.now()
-            ):
-                current = call_with_retries(
-                    lambda: self._backend._endpoint(self.id),
-                    policy=self.poll_policy,
-                    what=f"endpoint of {self.backend}:{self.id}",
-                    backend=self._backend,
-                )
-                self._endpoint = current
-            return current
+            return drive(_lifecycle.endpoint_protocol(self))
 
     def spark(self) -> Any:
         """Return a PySpark Spark Connect ``SparkSession`` bound to this session's endpoint.
@@ -815,3 +681,36 @@ class Session:
     def _current_token(self) -> str | None:
         """The endpoint token to send now, for the Spark Connect client of :meth:`spark`."""
         return self.endpoint().token
+
+
+def attach_session(
+    backend: str,
+    session_id: str,
+    *,
+    stop_on_exit: bool = False,
+    poll_policy: PollPolicy | None = None,
+    **keywords: Any,
+) -> Session:
+    """Wrap an existing session (one call: describe).
+
+    The session is *not owned*: leaving a ``with`` block does not stop it unless
+    ``stop_on_exit=True``. (Also importable as ``sessionkit.attach_session``; it lives here,
+    with :class:`SessionRef`, whose :meth:`~SessionRef.attach` uses it.)
+
+    Args:
+        backend: The backend name.
+        session_id: The service's session id.
+        stop_on_exit: Stop the session when a ``with`` block ends.
+        poll_policy: How to poll and retry; default :data:`~sessionkit.waiting.DEFAULT_POLL`.
+        **keywords: The backend's connection and location keywords (see each backend's page).
+
+    Returns:
+        The :class:`~sessionkit.Session`.
+    """
+    _lifecycle.check_session_id(session_id)
+    _lifecycle.check_flag("stop_on_exit", stop_on_exit)
+    policy = _lifecycle.check_policy(poll_policy)
+    impl = build_backend(backend, keywords, attaching=True)
+    impl.poll_policy = policy
+    info = perform(_lifecycle.attach_step(impl, session_id, policy))
+    return Session(impl, info, owned=stop_on_exit, poll_policy=policy)

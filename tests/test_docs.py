@@ -24,14 +24,14 @@ import attrs
 import pytest
 
 import sessionkit
-from sessionkit import SessionConfig, SessionState, _registry
+from sessionkit import SessionConfig, SessionState, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
 #: Every built-in backend (the registry's one table) to the module implementing it; each has
 #: its page docs/backends/<name>.md.
-BACKENDS = {name: path.partition(":")[0] for name, (path, _) in _registry._KNOWN.items()}
+BACKENDS = {name: path.partition(":")[0] for name, (path, _) in registry.BUILT_IN_BACKENDS.items()}
 
 NO_RUN = "<!-- no-run -->"
 
@@ -124,7 +124,7 @@ def documented_files() -> list[Path]:
 def _backend(name: str) -> tuple[str, Any]:
     page = DOCS / "backends" / f"{name}.md"
     assert page.exists(), f"the {name} backend has no page {page.relative_to(ROOT)}"
-    return page.read_text(encoding="utf-8"), _registry.get_backend(name)
+    return page.read_text(encoding="utf-8"), registry.get_backend(name)
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
@@ -172,7 +172,7 @@ def test_support_matrix_matches_every_backend() -> None:
     )
     for index, name in enumerate(columns, start=1):
         documented = {code_name(row[0]) for row in rows if row[index] == "✓"}
-        assert documented == set(_registry.get_backend(name).supported_fields) | {"options"}, (
+        assert documented == set(registry.get_backend(name).supported_fields) | {"options"}, (
             f"docs/backends/index.md: the {name} column differs from the backend"
         )
 

@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 
 import sessionkit
-from sessionkit import BackendNotFoundError, InvalidConfigError, _registry
+from sessionkit import BackendNotFoundError, InvalidConfigError, registry
 from sessionkit.backends.aws.glue import GlueBackend
 from tests.conftest import ROLE
 
 
 @pytest.fixture
 def clean_registry() -> Iterator[None]:
-    saved = dict(_registry._registry)
+    saved = dict(registry._registry)
     yield
-    _registry._registry.clear()
-    _registry._registry.update(saved)
+    registry._registry.clear()
+    registry._registry.update(saved)
 
 
 def test_builtin_backends_are_available() -> None:
@@ -54,10 +54,10 @@ def test_register_backend(clean_registry: None, emulator: Any) -> None:
 
 def test_register_lazy_string(clean_registry: None) -> None:
     sessionkit.register_backend("lazy", "sessionkit.backends.aws.glue:GlueBackend")
-    assert _registry.get_backend("lazy") is GlueBackend
+    assert registry.get_backend("lazy") is GlueBackend
     sessionkit.register_backend("broken", "sessionkit_no_such_module:Backend")
     with pytest.raises(BackendNotFoundError, match="cannot be imported"):
-        _registry.get_backend("broken")
+        registry.get_backend("broken")
 
 
 def test_missing_dependency_names_the_package(
@@ -67,7 +67,7 @@ def test_missing_dependency_names_the_package(
     monkeypatch.syspath_prepend(str(tmp_path))
     sessionkit.register_backend("needs-dep", "needs_dep_backend:Backend")
     with pytest.raises(BackendNotFoundError, match="pip install sessionkit_fake_dependency"):
-        _registry.get_backend("needs-dep")
+        registry.get_backend("needs-dep")
 
 
 def test_entry_points_are_read(clean_registry: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,9 +83,9 @@ def test_entry_points_are_read(clean_registry: None, monkeypatch: pytest.MonkeyP
         return [entry] if group == "sessionkit.backends" else []
 
     monkeypatch.setattr("importlib.metadata.entry_points", fake_entry_points)
-    monkeypatch.setattr(_registry, "_entry_points_read", False)
+    monkeypatch.setattr(registry, "_entry_points_read", False)
     assert "from-plugin" in sessionkit.available_backends()
-    assert _registry.get_backend("from-plugin") is GlueBackend
+    assert registry.get_backend("from-plugin") is GlueBackend
 
 
 def test_missing_location_is_named() -> None:
@@ -147,7 +147,7 @@ def test_capabilities_match_the_primitives(name: str) -> None:
     """A capability is declared exactly when the backend implements its primitive."""
     from sessionkit.backends.base import Backend
 
-    factory = _registry.get_backend(name)
+    factory = registry.get_backend(name)
     assert isinstance(factory, type)
     capabilities = factory.capabilities
     assert capabilities.statements == (factory._run is not Backend._run)
@@ -172,7 +172,7 @@ def test_cli_fields_default_to_the_location_fields() -> None:
     assert Chosen.cli_fields == ("cluster", "url")
     assert Inherits.cli_fields == ("cluster", "url")
     assert {"region", "profile", "endpoint_url", "work_group"} <= set(
-        _registry.get_backend("athena").cli_fields  # type: ignore[union-attr]
+        registry.get_backend("athena").cli_fields  # type: ignore[union-attr]
     )
 
 
@@ -186,5 +186,5 @@ def test_a_built_in_backend_without_its_sdk_names_the_distribution_extra(
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "boto3", None)
     with pytest.raises(BackendNotFoundError) as caught:
-        _registry.get_backend("glue")
+        registry.get_backend("glue")
     assert "pip install 'sessionkit-spark[aws]'" in str(caught.value)

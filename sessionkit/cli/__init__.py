@@ -9,6 +9,7 @@ against one ``sessionkit emulator serve`` serves, which outlives each command.
 The package: :mod:`~sessionkit.cli.parser` (the argument parser, built from the one table of
 backends in :mod:`~sessionkit.cli.backends`), :mod:`~sessionkit.cli.commands` (the commands,
 on the public API only), :mod:`~sessionkit.cli.output` (lines, JSON, errors, progress),
+:mod:`~sessionkit.cli.failures` (the one-line message and exit code of a failure),
 :mod:`~sessionkit.cli.local` (``--local``), :mod:`~sessionkit.cli.remote` (``--emulator``),
 :mod:`~sessionkit.cli.sweep` (``sweep``), :mod:`~sessionkit.cli.serve` (``emulator serve``)
 and :mod:`~sessionkit.cli.demo`.
@@ -23,13 +24,13 @@ Nothing heavy is imported at module level, so ``sessionkit --help`` answers at o
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sessionkit.cli import backends, commands, output, parser
-from sessionkit.cli.backends import BackendRow, UsageError, flag
+from sessionkit.cli.backends import BackendRow, UsageError
+from sessionkit.cli.failures import describe, exit_code, is_expected
 from sessionkit.cli.output import info_dict
 from sessionkit.cli.parser import build_parser
 
@@ -40,80 +41,6 @@ __all__ = ["DEBUG_ENV", "build_parser", "describe", "exit_code", "info_dict", "m
 
 #: Set to 1 to see the traceback of an unexpected error instead of the one-line message.
 DEBUG_ENV = "SESSIONKIT_DEBUG"
-
-#: The command-line spelling of the SessionConfig fields and arguments errors name.
-_FLAGS = {
-    "role": "--role",
-    "name": "--name",
-    "idle_timeout": "--idle-timeout",
-    "spark_conf": "--conf",
-    "tags": "--tag",
-    "timeout": "--timeout",
-    "states": "--state",
-    "code": "CODE",
-    "session_id": "SESSION_ID",
-}
-
-_KEYWORD = re.compile(r"\b([a-z][a-z0-9_]*)=(?:\.\.\.)?")
-
-
-def _option(field: str, row: BackendRow | None) -> str | None:
-    if field in _FLAGS:
-        return _FLAGS[field]
-    if row is None:
-        return None
-    if field in row.cli_fields:
-        return flag(field)
-    alias = row.cli_aliases.get(field)
-    if alias is not None:
-        return flag(alias)
-    return None
-
-
-def describe(exc: BaseException, row: BackendRow | None = None) -> str:
-    """One line saying what went wrong, naming command-line options instead of keywords.
-
-    Args:
-        exc: The error.
-        row: The backend the command used, for its options.
-
-    Returns:
-        The message, with ``keyword=...`` rewritten as the option that sets it.
-    """
-    from sessionkit.errors import InvalidConfigError
-
-    text = str(exc) or type(exc).__name__
-
-    def option(match: re.Match[str]) -> str:
-        found = _option(match.group(1), row)
-        return found if found is not None else match.group(0)
-
-    text = _KEYWORD.sub(option, text)
-    if isinstance(exc, InvalidConfigError):
-        found = _option(exc.field, row)
-        if found is not None and found not in text:
-            text += f" (command line: {found})"
-    elif not _is_expected(exc):
-        text = f"{type(exc).__name__}: {text}"
-    return " ".join(text.split())
-
-
-def _is_expected(exc: BaseException) -> bool:
-    """Errors that mean "the request failed", as opposed to a bug in sessionkit."""
-    from sessionkit.errors import SessionKitError
-
-    return isinstance(exc, (SessionKitError, UsageError))
-
-
-def exit_code(exc: BaseException, row: BackendRow | None = None) -> int:
-    """2 for a usage or configuration error (missing credentials included), else 1."""
-    from sessionkit.errors import BackendNotFoundError, InvalidConfigError, ServiceError
-
-    if isinstance(exc, (InvalidConfigError, BackendNotFoundError, UsageError)):
-        return 2
-    if isinstance(exc, ServiceError) and row is not None and exc.code in row.config_error_codes:
-        return 2
-    return 1
 
 
 def _row_of(args: argparse.Namespace) -> BackendRow | None:
@@ -202,12 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except Exception as exc:
-        if not _is_expected(exc) and os.environ.get(DEBUG_ENV) == "1":
+        if not is_expected(exc) and os.environ.get(DEBUG_ENV) == "1":
             raise
         message = describe(exc, row)
         if _unknown_local_session(args, exc):
             message += f" ({_local_hint()})"
-        if not _is_expected(exc):
+        if not is_expected(exc):
             message += f" (this looks like a bug; set {DEBUG_ENV}=1 for the traceback)"
         code = exit_code(exc, row)
         output.error(message, as_json=_error_details(exc, message, code) if as_json else None)

@@ -68,8 +68,8 @@ def _key(name: str) -> str:
 
 def row(name: str) -> BackendRow:
     """The row of the backend registered as ``name`` (exact name)."""
-    from sessionkit._registry import get_backend
     from sessionkit.errors import BackendNotFoundError
+    from sessionkit.registry import get_backend
 
     try:
         factory: Any = get_backend(name)

@@ -165,21 +165,12 @@ def open_session(
         try:
             session.wait_until_ready(timeout, on_progress=progress.on_progress)
         except BaseException:
-            stop_quietly(session)
+            # The library's quiet stop: shielded from a second Ctrl-C, never hiding the error.
+            session.stop_quietly()
             raise
         progress.show()
         progress.finish()
     return session
-
-
-def stop_quietly(session: Session) -> None:
-    """Request the stop on an error path without hiding the error in flight."""
-    from sessionkit.cli.output import error
-
-    try:
-        session.stop(wait=False)
-    except Exception as exc:
-        error(f"could not stop session {session.id}; it may still be running: {exc}")
 
 
 def config_from(args: argparse.Namespace, target: Target) -> dict[str, Any]:

@@ -270,7 +270,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def demo_one(row: BackendRow, *, pace: float, spark: RealSpark | None = None) -> bool:
     """Run the lifecycle on one emulated backend; print each step; tell whether all passed."""
-    from sessionkit.cli import describe
+    from sessionkit.cli.failures import describe
     from sessionkit.states import SessionState
 
     backend = row.name

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import sessionkit
-from sessionkit import _registry
+from sessionkit import registry
 from sessionkit.testing.conformance import Harness, SessionConformance
 from tests.test_docs import code_blocks
 
@@ -36,7 +36,7 @@ GUIDE_CODE = _follow_the_guide()
 def toy_registered() -> Iterator[None]:
     sessionkit.register_backend("toy", GUIDE_CODE["ToyBackend"], clobber=True)
     yield
-    _registry._registry.pop("toy", None)
+    registry._registry.pop("toy", None)
 
 
 def test_the_guide_builds_a_backend_with_its_own_keywords() -> None:
@@ -44,7 +44,7 @@ def test_the_guide_builds_a_backend_with_its_own_keywords() -> None:
     assert backend.connection_fields == ("client",)
     assert backend.location_fields == ("cluster",)
     assert "toy" in sessionkit.available_backends()
-    assert isinstance(_registry.get_backend("toy"), type)
+    assert isinstance(registry.get_backend("toy"), type)
 
 
 class TestGuideBackendConformance(SessionConformance):

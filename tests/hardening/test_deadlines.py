@@ -104,8 +104,8 @@ def _timed(call: Callable[[], Any]) -> tuple[BaseException | None, float]:
 
 def _session(backend: str, url: str) -> Session:
     """A Session over the unreachable endpoint, as if it had been opened earlier."""
-    from sessionkit._registry import build_backend
     from sessionkit.models import SessionInfo
+    from sessionkit.registry import build_backend
     from sessionkit.states import SessionState
 
     keywords = _keywords(backend, url)

@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import Stubber
 
 from sessionkit import Endpoint
-from sessionkit._registry import get_backend
+from sessionkit.registry import get_backend
 
 EXPIRES = datetime(2026, 12, 1, 13, 0, tzinfo=timezone.utc)
 #: A token with characters that URL-encoding changes, as real service tokens have.

@@ -16,8 +16,8 @@ from botocore.stub import Stubber
 
 import sessionkit
 from sessionkit import InvalidConfigError, SessionConfig, SessionState
-from sessionkit._registry import get_backend
 from sessionkit.backends.aws.emr import STATE_MAP, EmrBackend
+from sessionkit.registry import get_backend
 from sessionkit.testing import Emulator
 
 ROLE = "arn:aws:iam::123456789012:role/EmrSessions"
