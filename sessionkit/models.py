@@ -549,8 +549,9 @@ class Endpoint:
             token included (secret); empty where the token goes as PySpark's ``token=``.
         expires_at: When the token expires (timezone-aware), or ``None`` if the service says not.
         recipe: The backend's template of :attr:`spark_connect_url`, with the placeholders
-            ``{address}`` (``sc://host:port``, port 443 unless the URL names one), ``{token}``
-            and ``{token_quoted}`` (URL-encoded); ``None`` for the generic ``token=`` form.
+            ``{address}`` (``sc://host:port``, port 443 unless the URL names one), ``{token}``,
+            ``{token_quoted}`` (URL-encoded) and ``{url}`` (:attr:`url` as given); ``None`` for
+            the generic ``token=`` form.
     """
 
     url: str
@@ -575,7 +576,9 @@ class Endpoint:
         if self.recipe is not None:
             host, address = _endpoint_address(self.url)
             token = self.token or ""
-            url = self.recipe.format(address=address, token=token, token_quoted=quote(token, ""))
+            url = self.recipe.format(
+                address=address, token=token, token_quoted=quote(token, ""), url=self.url
+            )
             if host in _LOOPBACK_HOSTS:
                 url = url.replace(";use_ssl=true", "")
             return url

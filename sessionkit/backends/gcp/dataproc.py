@@ -695,8 +695,10 @@ class DataprocBackend(Backend):
         raw = info.raw
         url = (raw.get("runtime_info") or {}).get("endpoints", {}).get(SPARK_CONNECT_ENDPOINT)
         if url:
-            # The service authenticates with a Google OAuth token, not an endpoint token.
-            return Endpoint(url=url)
+            # DESIGN section 9: the endpoint value is the Spark Connect URL as it is; the service
+            # is reached through its websocket bridge with a Google OAuth token (no endpoint
+            # token), which dataproc-spark-connect does (see _spark).
+            return Endpoint(url=url, recipe="{url}")
         if "spark_connect_session" not in raw:
             raise NotSupportedError(
                 f"dataproc session {info.id} has no Spark Connect endpoint: open it with "

@@ -408,6 +408,8 @@ def test_endpoint_is_the_spark_connect_server(emulator: Emulator, keywords: dict
         message = _service(emulator).session_message(session.id)
         assert endpoint.url == message.runtime_info.endpoints["Spark Connect Server"]
         assert endpoint.token is None
+        # DESIGN section 9: spark_connect_url is the endpoint value as the service gives it.
+        assert endpoint.spark_connect_url == endpoint.url
 
 
 def test_endpoint_of_a_non_spark_connect_session_is_not_supported(
