@@ -91,7 +91,7 @@ def _spark_defaults(spark_conf: Mapping[str, str]) -> dict[str, Any]:
 
 
 def build_start_request(
-    config: SessionConfig, cluster_id: str
+    config: SessionConfig, cluster_id: str, *, now: datetime | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Translate a configuration into a ``StartSession`` request.
 
@@ -102,6 +102,8 @@ def build_start_request(
     Args:
         config: The session configuration.
         cluster_id: The cluster to start the session on.
+        now: The current time, for the ``sessionkit:expires-at`` tag (default: the system
+            clock).
 
     Returns:
         The request (``ClusterId`` included), and which field produced each request key.
@@ -125,7 +127,9 @@ def build_start_request(
         request["Name"] = config.name
     if config.role is not None:
         request["ExecutionRoleArn"] = config.role
-    request["SessionIdleTimeoutInMinutes"] = ceil_minutes(idle_timeout_of(config))
+    if config.idle_timeout is not None or "SessionIdleTimeoutInMinutes" not in options:
+        # The default idle timeout; options may replace it, as on the other backends.
+        request["SessionIdleTimeoutInMinutes"] = ceil_minutes(idle_timeout_of(config))
     if "EngineConfigurations" in options:
         given = options.pop("EngineConfigurations")
         if not isinstance(given, (list, tuple)):
@@ -149,7 +153,7 @@ def build_start_request(
     elif config.spark_conf:
         request["EngineConfigurations"] = [_spark_defaults(config.spark_conf)]
     # The client token makes the start idempotent, so ownership needs no nonce tag.
-    tags = lifecycle_tags(config, start_token=None, now=datetime.now(timezone.utc))
+    tags = lifecycle_tags(config, start_token=None, now=now or datetime.now(timezone.utc))
     if tags:
         request["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
     AwsBackend._merge_options(request, options, fields)
@@ -236,7 +240,11 @@ class EmrBackend(AwsBackend):
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``StartSession`` request; the client token is fixed here."""
-        request, fields = build_start_request(config, self.cluster_id)
+        config = self._clean_options("start_session", config)
+        policy = self.poll_policy
+        request, fields = build_start_request(
+            config, self.cluster_id, now=policy.now() if policy is not None else None
+        )
         if config.spark_conf:
             shape = self.client.meta.service_model.shape_for("Configuration")
             problems = check_shape(_spark_defaults(config.spark_conf), shape)

@@ -287,3 +287,23 @@ def test_a_replayed_client_token_returns_the_same_session(
     assert first.id == again.id
     assert emulator.created_sessions()["emr"] == 1
     first.stop(wait=False)
+
+
+def test_the_expiry_tag_is_on_the_callers_clock(emulator: Emulator) -> None:
+    backend = EmrBackend(client=emulator.client("emr"), cluster_id="j-ABC123")
+    backend.poll_policy = emulator.poll_policy()
+    emulator.clock.advance(10 * 24 * 3600)  # the virtual wall clock runs ten days ahead
+    request = backend.prepare_start(SessionConfig(max_duration="1h")).request
+    tags = {tag["Key"]: tag["Value"] for tag in request["Tags"]}
+    expected = (emulator.clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    assert tags["sessionkit:expires-at"].startswith(expected)
+
+
+def test_options_may_replace_the_default_idle_timeout_and_none_means_not_given(
+    emulator: Emulator,
+) -> None:
+    backend = EmrBackend(client=emulator.client("emr"), cluster_id="j-ABC123")
+    config = SessionConfig(options={"SessionIdleTimeoutInMinutes": 15, "Name": None})
+    request = backend.prepare_start(config).request
+    assert request["SessionIdleTimeoutInMinutes"] == 15
+    assert "Name" not in request
