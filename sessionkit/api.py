@@ -9,7 +9,6 @@ knows a provider: the keywords pass through.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from sessionkit._lifecycle import (
     time_left,
 )
 from sessionkit.errors import InvalidConfigError, ServiceError
-from sessionkit.models import SessionConfig, SessionInfo, to_timedelta
+from sessionkit.models import SessionConfig, SessionInfo, parse_duration, to_timedelta
 from sessionkit.registry import build_backend
 from sessionkit.session import (
     ProgressCallback,
@@ -346,28 +345,6 @@ def ensure_session(
     return drive(finish_open(session, wait=wait, timeout=wait_timeout, on_progress=on_progress))
 
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([smhd]))", re.I)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(value: Any, field: str) -> timedelta:
-    """A duration with a unit: a ``timedelta`` or a string like ``"90s"``, ``"2h"``, ``"1h30m"``."""
-    if isinstance(value, timedelta):
-        if value < timedelta(0):
-            raise InvalidConfigError(field, f"must not be negative, got {value}")
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        parts = _DURATION.findall(text)
-        if parts and "".join(a + u for a, u in parts).lower() == text.lower().replace(" ", ""):
-            return timedelta(seconds=sum(float(a) * _UNITS[u.lower()] for a, u in parts))
-    raise InvalidConfigError(
-        field,
-        f"must be a datetime.timedelta or a duration with a unit like '2h' or '30m', got "
-        f"{value!r} (a bare number is ambiguous: add a unit)",
-    )
-
-
 def sweep_sessions(
     backend: str,
     *,
@@ -397,7 +374,7 @@ def sweep_sessions(
     Raises:
         InvalidConfigError: Bad input, before any call.
     """
-    age = _duration(older_than, "older_than")
+    age = parse_duration(older_than, field="older_than")
     if not isinstance(dry_run, bool):
         raise InvalidConfigError("dry_run", f"must be True or False, got {dry_run!r}")
     policy = check_policy(poll_policy)

@@ -72,6 +72,15 @@ def test_sweep_stops_old_tagged_sessions_and_spares_the_rest(
 _ENDED = {"STOPPING", "STOPPED", "TERMINATING", "TERMINATED"}
 
 
+@pytest.mark.parametrize("older_than", ["1.5h", "0s", "2 hours"])
+def test_older_than_follows_the_one_duration_rule(emulator: Emulator, older_than: str) -> None:
+    # The same rule as every other duration: whole numbers with a unit, positive.
+    _, connection = wired(emulator, "glue")
+    with pytest.raises(InvalidConfigError) as caught:
+        sweep_sessions("glue", older_than=older_than, **connection)
+    assert caught.value.field == "older_than"
+
+
 def test_older_than_needs_a_unit(emulator: Emulator) -> None:
     _, connection = wired(emulator, "glue")
     with pytest.raises(InvalidConfigError) as caught:
