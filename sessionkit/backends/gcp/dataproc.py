@@ -9,12 +9,10 @@ other backend.
 
 from __future__ import annotations
 
-import getpass
 import importlib
 import logging
 import math
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,7 +23,7 @@ import attrs
 from google.api_core import client_options as client_options_lib
 from google.cloud import dataproc_v1
 
-from sessionkit.backends.base import Backend, Capabilities, PreparedStart
+from sessionkit.backends.base import Backend, Capabilities, PreparedStart, created_by
 from sessionkit.backends.gcp.errors import translate_error
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
@@ -117,16 +115,6 @@ def _default_idle_timeout() -> timedelta:
 
     value = getattr(sessionkit, "DEFAULT_IDLE_TIMEOUT", None)
     return value if isinstance(value, timedelta) else _FALLBACK_IDLE_TIMEOUT
-
-
-def _created_by() -> str:
-    """A stable id of this host and user, in label-value form."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # getuser raises OSError or KeyError where no user name is known
-        user = "unknown"
-    raw = f"{user}-{socket.gethostname()}".lower()
-    return re.sub(r"[^a-z0-9_-]", "-", raw)[:63]
 
 
 # ----------------------------------------------------------------------------- requests
@@ -240,7 +228,8 @@ def build_create_request(
     labels = dict(config.tags)
     if config.sessionkit_tags:
         expires = now + (config.max_duration or idle_timeout * EXPIRY_FACTOR)
-        labels.setdefault(CREATED_BY_LABEL, _created_by())
+        # The same stable id as on every backend (lower-case hex: a valid label value).
+        labels.setdefault(CREATED_BY_LABEL, created_by())
         labels.setdefault(EXPIRES_AT_LABEL, str(int(expires.timestamp())))
     labels[START_TOKEN_LABEL] = start_token
     option_labels = config.options.get("labels")

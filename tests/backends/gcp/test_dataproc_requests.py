@@ -10,6 +10,7 @@ import attrs
 import pytest
 
 import sessionkit
+from sessionkit.backends.base import created_by
 from sessionkit.errors import InvalidConfigError
 from sessionkit.models import SessionConfig
 from sessionkit.testing import Emulator
@@ -67,6 +68,8 @@ def test_defaults(emulator: Emulator, keywords: dict[str, Any]) -> None:
         "sessionkit-start-token",
     }
     assert re.fullmatch(r"[a-z0-9_-]{1,63}", labels["sessionkit-created-by"])
+    # The same stable id as on every backend: no user or host name in the clear.
+    assert labels["sessionkit-created-by"] == created_by()
     assert re.fullmatch(r"[0-9a-f]{32}", labels["sessionkit-start-token"])
     # Expires at now + idle timeout x 3, in epoch seconds.
     now = emulator.clock.now().timestamp()
