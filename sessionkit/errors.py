@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sessionkit._redact import redact_text
+from sessionkit.redaction import redact_text
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

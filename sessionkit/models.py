@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 
 import attrs
 
-from sessionkit._redact import REDACTED, looks_secret, redact, redact_text
 from sessionkit.errors import InvalidConfigError
+from sessionkit.redaction import REDACTED, looks_secret, redact, redact_text
 from sessionkit.states import SessionState, StatementState
 
 __all__ = [

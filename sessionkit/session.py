@@ -653,7 +653,7 @@ class Session:
             if spark is not None:
                 return spark
         try:
-            from sessionkit import _spark
+            from sessionkit import spark_connect
 
             importlib.import_module("grpc")
             importlib.import_module("pyspark.sql.connect.session")
@@ -669,7 +669,9 @@ class Session:
             current = self._spark
             if current is None or current[0].is_stopped or current[1] != endpoint.url:
                 current = (
-                    _spark.connect(endpoint, token=self._current_token, current=self.endpoint),
+                    spark_connect.connect(
+                        endpoint, token=self._current_token, current=self.endpoint
+                    ),
                     endpoint.url,
                 )
                 self._spark = current

@@ -125,10 +125,10 @@ def spark_missing() -> tuple[str, str, str] | None:
             importlib.import_module("pyspark.sql.connect.session")
     except ImportError as exc:
         return "PySpark with Spark Connect is not installed", str(exc), SPARK_EXTRA
-    from sessionkit.testing.spark import _java
+    from sessionkit.testing.spark import java_launcher
 
     try:
-        _java()  # the same lookup the server makes when it starts
+        java_launcher()  # the same lookup the server makes when it starts
     except NotSupportedError:
         return (
             "Java 17+ is not found",

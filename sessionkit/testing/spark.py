@@ -63,6 +63,7 @@ __all__ = [
     "SparkConnectProxy",
     "SparkConnectRecipe",
     "attach",
+    "java_launcher",
     "recipes",
     "spark_executor",
 ]
@@ -93,8 +94,15 @@ def _import(name: str) -> ModuleType:
         ) from exc
 
 
-def _java() -> str:
-    """The java launcher Spark will use, or an error saying Java is missing."""
+def java_launcher() -> str:
+    """Find the java launcher the local Spark will use (``$JAVA_HOME/bin/java``, else ``PATH``).
+
+    Returns:
+        The launcher's path.
+
+    Raises:
+        NotSupportedError: When no Java is found, saying how to install one.
+    """
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").exists():
         return str(Path(java_home) / "bin" / "java")
@@ -216,7 +224,7 @@ class LocalSparkConnect:
             if self.running:
                 return self
             pyspark = _import("pyspark")
-            java = _java()
+            java = java_launcher()
             if pyspark.__file__ is None:
                 raise NotSupportedError(f"PySpark is not installed as a package: {_INSTALL_HINT}")
             spark_home = Path(pyspark.__file__).parent

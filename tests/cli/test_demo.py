@@ -236,7 +236,7 @@ def test_demo_spark_on_without_java_fails_with_one_line_naming_java(
     def no_java() -> str:
         raise NotSupportedError("no java")
 
-    monkeypatch.setattr(spark, "_java", no_java)
+    monkeypatch.setattr(spark, "java_launcher", no_java)
     assert cli.main(["demo", "--spark", "on", "--pace", "0"]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "Java" in line and "JAVA_HOME" in line

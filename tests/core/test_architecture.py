@@ -52,9 +52,6 @@ KNOWN_PRIVATE_IMPORTS = {
     ("sessionkit.session", "_follow_running_wait"),
     # The fleet's own retry predicate; the fleet's owner is reworking that module.
     ("sessionkit.fleet", "_is_retryable"),
-    # The demo makes the same Java lookup as the local Spark server; sessionkit.testing's
-    # owner is making that lookup public.
-    ("sessionkit.cli.demo", "_java"),
 }
 
 
@@ -217,17 +214,10 @@ def test_the_private_access_check_can_fail(tmp_path: Path) -> None:
     assert [what for _, what in private_accesses(module)] == ["session._usage_looked_up"]
 
 
-#: Files outside the package that still import a private module: unit tests of the private
-#: helpers of ``_redact`` and ``_spark``, whose owners decide whether those helpers get a
-#: public home. Nothing else outside the package may import a ``_``-prefixed module.
-KNOWN_PRIVATE_IMPORTERS = {
-    "tests/hardening/test_secrets.py",
-    "tests/core/test_log_redaction_roots.py",
-    "tests/spark/test_spark_client.py",
-    "tests/backends/aws/test_aws_spark_recipes.py",
-    "tests/live/recording.py",
-    "tests/live/test_recording.py",
-}
+#: Files outside the package that may import a private module (none: the redaction and
+#: Spark Connect helpers are the public modules ``sessionkit.redaction`` and
+#: ``sessionkit.spark_connect``). Nothing outside the package imports a ``_``-prefixed module.
+KNOWN_PRIVATE_IMPORTERS: frozenset[str] = frozenset()
 
 _PRIVATE_IMPORT = re.compile(
     r"(?:\bimport\s+sessionkit(?:\.\w+)*\._[a-z]\w*|\bfrom\s+sessionkit(?:\.\w+)*\._[a-z]\w*\s+import"

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from sessionkit._redact import REDACTED, install_log_redaction
+from sessionkit.redaction import REDACTED, install_log_redaction
 
 
 def test_a_root_a_provider_adds_is_redacted_below_it_too(

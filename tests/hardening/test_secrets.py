@@ -9,7 +9,7 @@ import pytest
 
 import sessionkit
 from sessionkit import Endpoint, InvalidConfigError, SessionConfig
-from sessionkit._redact import looks_secret, redact, redact_text
+from sessionkit.redaction import looks_secret, redact, redact_text
 from tests.hardening.helpers import BACKENDS, SECRET_CONF, SECRET_VALUE, setup
 
 PLANTED = [SECRET_VALUE, "s3cr3t value with spaces", "with spaces", SECRET_VALUE + "-2"]

@@ -142,9 +142,9 @@ class Recorder:
     @contextmanager
     def spark_headers(self) -> Iterator[None]:
         """While active, every Spark Connect client sessionkit builds reports what it sends."""
-        from sessionkit import _spark
+        from sessionkit import spark_connect
 
-        original: Callable[..., Any] = _spark.header_interceptor
+        original: Callable[..., Any] = spark_connect.header_interceptor
         recorder = self
 
         def spying(headers: Callable[[], Mapping[str, str]]) -> Any:
@@ -155,19 +155,19 @@ class Recorder:
 
             return original(current)
 
-        original_url = _spark.channel_url
+        original_url = spark_connect.channel_url
 
         def url(endpoint: Any) -> str:
             recorder._url = original_url(endpoint)
             return recorder._url
 
-        _spark.header_interceptor = spying  # type: ignore[assignment]
-        _spark.channel_url = url  # type: ignore[assignment]
+        spark_connect.header_interceptor = spying  # type: ignore[assignment]
+        spark_connect.channel_url = url  # type: ignore[assignment]
         try:
             yield
         finally:
-            _spark.header_interceptor = original  # type: ignore[assignment]
-            _spark.channel_url = original_url  # type: ignore[assignment]
+            spark_connect.header_interceptor = original  # type: ignore[assignment]
+            spark_connect.channel_url = original_url  # type: ignore[assignment]
 
     # -- files -----------------------------------------------------------------------------------
 

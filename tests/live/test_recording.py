@@ -55,7 +55,7 @@ def test_two_runs_of_the_same_code_compare_equal_and_a_change_shows(tmp_path: Pa
 
 def test_spark_connect_headers_are_recorded_with_their_names_only() -> None:
     pytest.importorskip("grpc")
-    from sessionkit import Endpoint, _spark
+    from sessionkit import Endpoint, spark_connect
 
     recorder = Recorder("emr")
     endpoint = Endpoint(
@@ -66,8 +66,8 @@ def test_spark_connect_headers_are_recorded_with_their_names_only() -> None:
         "x-aws-proxy-auth={token}",
     )
     with recorder.spark_headers():
-        _spark.channel_url(endpoint)
-        interceptor = _spark.header_interceptor(lambda: endpoint.headers)
+        spark_connect.channel_url(endpoint)
+        interceptor = spark_connect.header_interceptor(lambda: endpoint.headers)
     details = SimpleNamespace(
         method="/m",
         timeout=None,
@@ -85,4 +85,4 @@ def test_spark_connect_headers_are_recorded_with_their_names_only() -> None:
     }
     assert {"name": "x-aws-proxy-port", "value": "15002"} in entry["url_params"]
     assert "TOKEN" not in json.dumps(entry) and "PW" not in json.dumps(entry)
-    assert _spark.header_interceptor is not interceptor  # restored after the block
+    assert spark_connect.header_interceptor is not interceptor  # restored after the block

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sessionkit._spark import bearer_interceptor, channel_url
 from sessionkit.models import Endpoint
+from sessionkit.spark_connect import bearer_interceptor, channel_url
 
 
 @pytest.mark.parametrize(

@@ -24,11 +24,11 @@ import botocore.exceptions
 from botocore.config import Config
 from botocore.model import OperationModel, Shape
 
-from sessionkit._redact import RedactingFilter, install_log_redaction
 from sessionkit._version import __version__
 from sessionkit.backends.base import Backend, malformed
 from sessionkit.errors import InvalidConfigError, ServiceError, ThrottledError
 from sessionkit.models import SessionConfig
+from sessionkit.redaction import RedactingFilter, install_log_redaction
 
 __all__ = [
     "CONNECT_TIMEOUT",

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-from sessionkit._redact import redact_text
 from sessionkit.backends.aws.common import (
     AwsBackend,
     ceil_minutes,
@@ -29,6 +28,7 @@ from sessionkit.backends.base import (
 )
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
+from sessionkit.redaction import redact_text
 from sessionkit.states import SessionState, StatementState, normalize_state
 from sessionkit.waiting import ReadyPrior
 

@@ -27,11 +27,11 @@ from typing import Any, ClassVar, Literal
 import attrs
 import httpx
 
-from sessionkit._redact import install_log_redaction
 from sessionkit.backends.base import Backend, Capabilities, PreparedStart
 from sessionkit.backends.livy.auth import to_httpx_auth
 from sessionkit.errors import InvalidConfigError, ServiceError, ThrottledError
 from sessionkit.models import SessionConfig, SessionInfo, StatementResult, redact_text
+from sessionkit.redaction import install_log_redaction
 from sessionkit.states import SessionState, StatementState, normalize_state
 from sessionkit.waiting import ReadyPrior
 

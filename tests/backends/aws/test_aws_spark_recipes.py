@@ -120,7 +120,7 @@ def test_a_loopback_endpoint_has_no_tls_and_keeps_its_port() -> None:
 
 
 def test_the_channel_leaves_per_call_headers_to_the_interceptor() -> None:
-    from sessionkit._spark import channel_url
+    from sessionkit.spark_connect import channel_url
 
     endpoint = Endpoint(
         url="https://h.example",
@@ -140,7 +140,7 @@ def test_the_header_interceptor_sends_current_headers_and_never_a_bearer() -> No
     pytest.importorskip("grpc")
     from types import SimpleNamespace
 
-    from sessionkit._spark import header_interceptor
+    from sessionkit.spark_connect import header_interceptor
 
     tokens = iter(["first", "second"])
     interceptor = header_interceptor(lambda: {"x-aws-proxy-auth": next(tokens)})
@@ -171,7 +171,7 @@ def test_threads_share_one_refresh_and_always_send_a_current_token() -> None:
     from types import SimpleNamespace
 
     import sessionkit
-    from sessionkit._spark import header_interceptor
+    from sessionkit.spark_connect import header_interceptor
     from sessionkit.testing import Emulator
 
     emulator = Emulator()
