@@ -447,9 +447,9 @@ class Session:
         try:
             if _initial is None:
                 # A wait_all running in another thread already polls this session: follow it.
-                from sessionkit.fleet import _follow_running_wait
+                from sessionkit.waiting import follow_shared_wait
 
-                shared, timeout = _follow_running_wait(self, done, timeout)
+                shared, timeout = follow_shared_wait(self, done, timeout)
                 if shared is not None:
                     return shared
             return poll_until(
@@ -492,7 +492,7 @@ class Session:
         Raises:
             WaitTimeoutError: When time runs out.
         """
-        from sessionkit.fleet import _follow_running_wait
+        from sessionkit.waiting import follow_shared_wait
 
         report = ProgressReporter(
             check_progress_callback(on_progress), self.poll_policy.clock, session_id=self.id
@@ -502,7 +502,7 @@ class Session:
             report(info)
             return info.state.is_terminal
 
-        shared, timeout = _follow_running_wait(self, stopped, timeout, target="stopped")
+        shared, timeout = follow_shared_wait(self, stopped, timeout, target="stopped")
         if shared is not None:
             return shared
         final: SessionInfo = poll_until(

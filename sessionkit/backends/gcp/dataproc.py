@@ -469,6 +469,10 @@ class DataprocBackend(Backend):
         """Calls through one client share one call budget."""
         return self._given_client if self._given_client is not None else self
 
+    def fleet_key(self) -> tuple[Any, ...]:
+        """Sessions reached through the same client and location share list calls."""
+        return (self.name, id(self.budget_key()), *self.location.values())
+
     # -- names and the client ---------------------------------------------------------------------
 
     def _name(self, session_id: str) -> str:
