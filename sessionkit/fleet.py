@@ -504,7 +504,7 @@ class FleetPoller(SharedWait):
             return group.pages.get(kind, default)
 
         costs: dict[str, float] = {_DESCRIBE: count}
-        if not narrowed and backend.list_filters_states and _FIRST_PAGE not in group.pages:
+        if after is None and backend.list_filters_states and _FIRST_PAGE not in group.pages:
             # The location may be small: one page may hold every awaited session.
             costs[_FIRST_PAGE] = 1.0
         goal = estimate(_GOAL, 1) + math.ceil(group.arrivals / size)
@@ -518,7 +518,11 @@ class FleetPoller(SharedWait):
                 _TAGS, sum(math.ceil(len(ids) / size) for ids in tag_sets.values())
             )
         if narrowed or not backend.list_filters_states:
-            costs[_PLAIN] = estimate(_PLAIN, math.ceil(count / size))
+            # Not narrowed to a creation range, the plain listing is the whole location: the
+            # first page tells whether that is more than a page.
+            unnarrowed = "created_after" not in scopes and backend.list_filters_states
+            first = group.pages.get(_FIRST_PAGE, math.inf) if unnarrowed else 1.0
+            costs[_PLAIN] = estimate(_PLAIN, max(first, math.ceil(count / size)))
         if backend.list_filters_states and goal_ok:
             sweep = estimate("elsewhere", 1) if self._elsewhere is not None else 0.0
             costs[_GOAL] = goal + sweep / 3

@@ -214,3 +214,22 @@ def test_a_failure_among_a_large_fleet_ends_its_wait_fast(backend: str) -> None:
     # Failed 10 s after its start; seen within a sweep or two.
     assert failed.at - start <= 10 + 2 * 5 + 2
     assert sum(o.ok for o in outcomes.values()) == 120
+
+
+def test_without_a_creation_filter_the_history_is_not_paged_through() -> None:
+    # EMR on EC2 filters by state but not by creation time: the plain listing is the whole
+    # location, and listing the ended states would read its history.
+    emulator = Emulator(seed=5)
+    _history(emulator, "emr", 300)
+    emulator.service("emr").timeline.starting = 30  # type: ignore[attr-defined]
+    sessions = _open(emulator, "emr", 20)
+    policy = emulator.poll_policy()
+    for session in sessions:
+        session.poll_policy = policy
+    first = emulator.call_count()
+    assert all(o.ok for o in FleetPoller(sessions, timeout=600).as_completed())
+    lists = [c for c in emulator.calls[first:] if c.operation == "ListSessions"]
+    ended = {"FAILED", "TERMINATING", "TERMINATED"}
+    history = [c for c in lists if ended & set(c.params.get("SessionStates") or ended)]
+    # The first page of the plain listing, and one sweep of the ended states cut at 2 pages.
+    assert len(history) <= 3

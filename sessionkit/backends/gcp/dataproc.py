@@ -411,6 +411,9 @@ class DataprocBackend(Backend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         spark_connect=True, delete=True, server_side_state_filter=True, tags=True
     )
+    #: ``ListSessions`` filters by state (its AIP-160 ``filter``), pages of 100 asked for.
+    list_filters_states: ClassVar[bool] = True
+    list_page_size: ClassVar[int] = 100
     supported_fields: ClassVar[frozenset[str]] = frozenset(
         {
             "name",
