@@ -72,7 +72,7 @@ from sessionkit.session import (
     check_progress_callback,
 )
 from sessionkit.states import SessionState
-from sessionkit.waiting import PageGuard, PollPolicy, ReadyPrior, call_pause
+from sessionkit.waiting import PageGuard, PollPolicy, ReadyPrior, call_pause, is_retryable
 
 if TYPE_CHECKING:
     from sessionkit.backends.base import Backend
@@ -134,10 +134,6 @@ async def _spend(backend: Any, policy: PollPolicy) -> None:
         await _sleep(policy, pause)
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ServiceError) and exc.retryable
-
-
 async def _call(
     call: Callable[[], T],
     *,
@@ -156,7 +152,7 @@ async def _call(
         limit = max(1, -(-policy.max_attempts // max(1, int(backend.transport_attempts()))))
     else:
         limit = policy.max_attempts
-    retryable = retry_on or _is_retryable
+    retryable = retry_on or is_retryable
 
     async def attempt() -> T:
         await _spend(backend, policy)
@@ -225,7 +221,7 @@ async def _poll_until(
             logger.info("polling through a transient error: %s", exc)
 
     retrying = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception(lambda e: isinstance(e, _NotYet) or _is_retryable(e)),
+        retry=tenacity.retry_if_exception(lambda e: isinstance(e, _NotYet) or is_retryable(e)),
         stop=lambda state: plan.over(),
         wait=lambda state: plan.pause(),
         sleep=lambda seconds: _sleep(policy, seconds),

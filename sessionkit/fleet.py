@@ -38,17 +38,19 @@ owned session in the fleet before the interrupt propagates.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
+from collections.abc import Callable, Generator, Iterable, Iterator
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from sessionkit.errors import (
+    CallTimeoutError,
     FleetFailedError,
     FleetTimeoutError,
     InvalidConfigError,
@@ -61,11 +63,14 @@ from sessionkit.states import SessionState
 from sessionkit.waiting import (
     PageGuard,
     PollPolicy,
-    _is_retryable,
-    clamp_to_deadline,
+    SharedWait,
+    call_with_retries,
+    is_retryable,
+    poll_rounds,
     readiness_failure,
-    spend_call,
+    register_shared_wait,
     timeout_message,
+    unregister_shared_wait,
 )
 
 if TYPE_CHECKING:
@@ -117,28 +122,50 @@ class Outcome:
         return self.status == DONE
 
 
-#: What a fleet waiting for READY asks the list call for (what can still change): a session
-#: not listed in these states has changed (READY, BUSY, failed), and a describe tells how.
-_LISTED_WHILE_STARTING = frozenset({SessionState.PENDING, SessionState.STARTING})
+#: What a fleet waiting for READY lists as "can still change": a session no longer listed in
+#: these states has moved on (READY, BUSY, failed).
+_STARTING = frozenset({SessionState.PENDING, SessionState.STARTING})
 
-#: Where sessions that left the starting states most likely went (listed when cheaper than
-#: describing each).
-_LISTED_WHEN_READY = frozenset({SessionState.READY, SessionState.BUSY})
+#: Where a fleet waiting for READY looks for the sessions that got there.
+_ARRIVED = frozenset({SessionState.READY})
 
-#: What a fleet waiting for STOPPED asks the list call for: every state that is not final.
-_LISTED_WHILE_STOPPING = frozenset(state for state in SessionState if state.is_alive)
+#: Where else a session may go while it starts: listed now and then by a fleet that lists only
+#: the arrived ones, so failures still end their waits fast.
+_ELSEWHERE = frozenset(
+    state
+    for state in SessionState
+    if state not in _STARTING | _ARRIVED and state is not SessionState.UNKNOWN
+)
 
+#: What a fleet waiting for STOPPED lists as "can still change": every state that is not final.
+_ALIVE = frozenset(state for state in SessionState if state.is_alive)
 
-#: Records nobody awaits that one plain list page may carry before the fleet filters instead
-#: (parsing a few is cheaper than the filtered pass and a describe per settled session).
-_PLAIN_SLACK = 50
+#: Where a fleet waiting for STOPPED looks for the sessions that got there.
+_ENDED = frozenset(state for state in SessionState if state.is_terminal)
 
-#: At most this many rounds in a row list only the settled sessions before a full pass over
-#: the starting ones (which sees failures).
-_FULL_PASS_EVERY = 3
+#: How often (seconds on the policy's clock) a fleet that lists only the arrived sessions also
+#: lists the states they may have gone to instead (failed, busy).
+_SWEEP_SECONDS = 5.0
+
+#: How much the last round weighs in a group's estimate of arrivals per round.
+_ARRIVALS_WEIGHT = 0.5
+
+#: A listing narrowed to the awaited sessions' creation times starts this long before the
+#: earliest of them (clocks and the service's rounding).
+_WINDOW_MARGIN = timedelta(seconds=1)
+
+#: No list call for arrivals while the prior gives the oldest awaited session less than this
+#: chance of being ready (readiness is improbable).
+_IMPROBABLE = 0.001
 
 #: Errors of a listing that would never end: raised, not a reason to describe instead.
 _ENDLESS = frozenset({"RepeatedNextToken", "TooManyPages"})
+
+#: Plans of one group's round, in the order preferred when they cost the same.
+_DESCRIBE, _CHANGING, _PLAIN, _TAGS, _GOAL = "describe", "changing", "plain", "tags", "goal"
+
+#: A first look at a location whose sessions cannot be narrowed down yet: its first page.
+_FIRST_PAGE = "first page"
 
 
 def _until(until: SessionState | str) -> SessionState:
@@ -157,34 +184,41 @@ class _Group:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.members: list[Session] = []
-        # List pages needed last time to see every awaited session; a round lists when that
-        # is fewer calls than describing the awaited sessions one by one.
-        self.pages = 1
-        # The same for the listing of sessions that have settled (READY or BUSY).
-        self.settled_pages = 1
-        # Pages of the last filtered pass over the starting sessions.
-        self.starting_pages = 1
-        # Rounds in a row that listed only the settled sessions.
-        self.settled_rounds = 0
-        # Whether the plain (unfiltered) listing is still tried first: it is the cheapest while
-        # every awaited session fits its first page.
-        self.unfiltered = True
-        # Records of sessions nobody awaits in the last listing pass.
-        self.unawaited = 0
+        # Pages the last pass of each kind needed (to see what it looked for): the estimates
+        # a round plans with. Unknown kinds are estimated from the awaited count.
+        self.pages: dict[str, float] = {}
+        # Sessions that arrived (left the changing states) per round, smoothed.
+        self.arrivals = 0.0
+        # When the states sessions may go to instead were last covered (policy clock).
+        self.covered_at: float | None = None
         self.list_ok = True
 
 
-class FleetPoller:
+class FleetPoller(SharedWait):
     """Polls many sessions together, one round at a time; :func:`wait_all` is built on it.
 
     Each round (:meth:`poll`) refreshes the sessions still awaited, group by group (one group
-    per backend client and location): with the service's list call, one call per page, stopping
-    at the page where the last awaited session shows up, or with one describe call per session
-    when fewer sessions are awaited than the list needs pages. Throttling and transient errors
-    skip the group until the next round; a list call the caller may not make (access denied)
-    switches the group to describes; a describe the service refuses (the session is gone) ends
-    that session's wait as failed. Drive it with :meth:`as_completed` (sleeps between rounds on
-    the policy's clock) or call :meth:`poll` yourself. One thread drives a poller at a time.
+    per backend client and location), with the plan that costs the fewest calls by the pages
+    each kind of listing needed last time:
+
+    - describe each awaited session (a few among many);
+    - list the sessions that can still change (server-side state filter), then look up the
+      few that left those states (describes, or a listing of where they went);
+    - list every session of the awaited ones' creation range, or those carrying the same
+      sessionkit tags where the service filters by tag: one pass that shows every state;
+    - list only the sessions that got there (READY, or ended), when fewer have than are still
+      starting, and every few seconds the states they may have gone to instead (failed, busy).
+      While the backend's ready-time prior says no awaited session can be ready yet, that
+      listing is skipped.
+
+    Every listing is narrowed to what the service can filter on (states, creation times, tags)
+    and stops at the page where the last session it looks for shows up; records nobody awaits
+    are skipped by id, untranslated. Throttling and transient errors skip the group until the
+    next round; a list call the caller may not make (access denied) switches the group to
+    describes; a describe the service refuses (the session is gone) ends that session's wait
+    as failed. Drive it with :meth:`as_completed` (rounds on
+    :func:`~sessionkit.waiting.poll_rounds`, the policy's clock) or call :meth:`poll` yourself.
+    One thread drives a poller at a time.
 
     Args:
         sessions: The sessions to wait for.
@@ -227,12 +261,14 @@ class FleetPoller:
             group.members.append(session)
             self._by_key.setdefault((key, session.id), session)
         if self._target is SessionState.READY:
-            self._changing = _LISTED_WHILE_STARTING
-            self._settled: frozenset[SessionState] | None = _LISTED_WHEN_READY
+            self._changing, self._goal = _STARTING, _ARRIVED
+            self._elsewhere: frozenset[SessionState] | None = _ELSEWHERE
         else:
-            self._changing, self._settled = _LISTED_WHILE_STOPPING, None
+            self._changing, self._goal, self._elsewhere = _ALIVE, _ENDED, None
         self._rounds = 0
-        self._round_started = 0.0
+        # Bumped whenever sessions were seen (a page, a describe, a round's end): what
+        # followers in other threads wake on.
+        self._ticks = 0
         self._calls = 0
         self._cond = threading.Condition()
         self._driver: threading.Thread | None = None
@@ -291,68 +327,77 @@ class FleetPoller:
         Returns:
             The new outcomes, in the order of the sessions given.
         """
+        order = {id(s): n for n, s in enumerate(self._members)}
+        return sorted(self._round(), key=lambda o: order[id(o.session)])
+
+    def _round(self) -> Iterator[Outcome]:
+        """One round, yielding each outcome as soon as the page or describe that saw it."""
         clock = self._policy.clock
         if self._deadline is None and self._limit is not None:
             self._deadline = clock() + self._limit.total_seconds()
         self._driver = threading.current_thread()
-        with _running_lock:
-            _running.add(self)
-        pending = self.pending
+        register_shared_wait(self)
         self._fresh.clear()
-        self._round_started = clock()
         for group in self._groups.values():
             if self._past_deadline():
                 break
             awaited = [s for s in group.members if id(s) not in self._outcomes]
             if awaited:
-                self._refresh(group, awaited)
-        new: list[Outcome] = []
+                yield from self._refresh(group, awaited)
         with self._cond:
             now = clock()
-            for session in pending:
-                # Only a fresh look settles a session: never the info it came with, nor the
-                # last round's when this round's call for its group failed.
-                if id(session) not in self._fresh and id(session) not in self._errors:
-                    continue
-                outcome = self._settle(session, now)
-                if outcome is not None:
-                    self._outcomes[id(session)] = outcome
-                    new.append(outcome)
+            new: list[Outcome] = []
             if self._deadline is not None and now >= self._deadline:
                 for session in self.pending:
                     outcome = self._timed_out(session, now)
                     self._outcomes[id(session)] = outcome
                     new.append(outcome)
             self._rounds += 1
+            self._ticks += 1
             self._last_round = time.monotonic()
             self._cond.notify_all()
+        yield from new
         if not self.pending:
             self._finish()
+
+    def _seen(self, sessions: Iterable[Session]) -> list[Outcome]:
+        """Settle the sessions a page or a describe just showed, at once."""
+        new: list[Outcome] = []
+        with self._cond:
+            now = self._policy.clock()
+            for session in sessions:
+                # Only a fresh look settles a session: never the info it came with, nor the
+                # last round's when this round's call for its group failed.
+                if id(session) in self._outcomes:
+                    continue
+                outcome = self._settle(session, now)
+                if outcome is not None:
+                    self._outcomes[id(session)] = outcome
+                    new.append(outcome)
+            self._ticks += 1
+            self._last_round = time.monotonic()
+            self._cond.notify_all()
         return new
 
     def as_completed(self) -> Iterator[Outcome]:
         """Poll round after round, yielding each session's outcome as soon as it is seen.
 
-        Sleeps between rounds on the policy's schedule, the last sleep cut to end at the
-        deadline, where one final round is made; sessions still awaited then are yielded as
-        ``"timed_out"``. Ctrl-C (or SIGTERM under :func:`~sessionkit.waiting.stop_on_sigterm`)
-        requests the stop of every owned session of the fleet before it propagates.
+        Outcomes come as the page (or describe) that shows them is read, not at the end of
+        the round. Rounds follow :func:`~sessionkit.waiting.poll_rounds` (the policy's
+        schedule, the last pause cut to end at the deadline, where one final round is made);
+        sessions still awaited then are yielded as ``"timed_out"``. Ctrl-C (or SIGTERM under
+        :func:`~sessionkit.waiting.stop_on_sigterm`) requests the stop of every owned session
+        of the fleet before it propagates.
 
         Yields:
             One :class:`Outcome` per session.
         """
-        policy = self._policy
         try:
-            while True:
-                yield from self.poll()
+            for _ in poll_rounds(self._policy, lambda: self._deadline):
+                self._driver = threading.current_thread()
+                yield from self._round()
                 if not self.pending:
                     return
-                # Rounds start on the schedule: the time a round took counts towards the pause.
-                spent = policy.clock() - self._round_started
-                pause = max(0.0, policy.interval(self._rounds - 1) - spent)
-                pause = clamp_to_deadline(pause, self._deadline, policy.clock)
-                self._driver = threading.current_thread()
-                policy.sleep(pause)
         except (KeyboardInterrupt, SystemExit):
             self._stop_owned()
             raise
@@ -392,50 +437,24 @@ class FleetPoller:
         # Strictly past: the final round, at the deadline itself, still makes its calls.
         return self._deadline is not None and self._policy.clock() > self._deadline
 
-    def _refresh(self, group: _Group, awaited: list[Session]) -> None:
+    def _refresh(self, group: _Group, awaited: list[Session]) -> Iterator[Outcome]:
         by_id: dict[str, list[Session]] = {}
         for session in awaited:
             by_id.setdefault(session.id, []).append(session)
         try:
-            if group.list_ok and len(by_id) > group.pages:
+            if group.list_ok:
                 try:
-                    if group.unfiltered or not group.backend.list_filters_states:
-                        # Every awaited session showed up on the first page of the plain
-                        # listing: one call a round, nothing cheaper. More pages: filter.
-                        filters = group.backend.list_filters_states
-                        by_id = self._list(
-                            group, by_id, None, "pages", max_pages=2 if filters else None
-                        )
-                        # Stay with it only while most of what it returns is awaited: records
-                        # nobody awaits cost parsing (the filtered listing skips them).
-                        group.unfiltered = (
-                            group.pages <= 1
-                            and not by_id
-                            and group.unawaited <= max(len(awaited), _PLAIN_SLACK)
-                        )
-                    if by_id and group.backend.list_filters_states:
-                        if (
-                            self._settled is not None
-                            and group.settled_pages < group.starting_pages
-                            and group.settled_rounds < _FULL_PASS_EVERY
-                        ):
-                            # Fewer sessions have settled than are still starting: list the
-                            # settled ones only (the newly READY show up there); the rest are
-                            # unchanged as far as this round knows. Every few rounds a full
-                            # pass over the starting ones catches failures.
-                            self._list(group, by_id, self._settled, "settled_pages")
-                            group.settled_rounds += 1
-                            by_id = {}
-                        else:
-                            group.settled_rounds = 0
-                            by_id = self._list(group, by_id, self._changing, "pages")
-                            group.starting_pages = group.pages
-                            # Those no longer listed as changing have moved on: list where
-                            # they went when that is cheaper than describing each.
-                            if len(by_id) > group.settled_pages and self._settled is not None:
-                                by_id = self._list(group, by_id, self._settled, "settled_pages")
+                    listed = yield from self._list_round(group, by_id)
+                    if listed is not by_id and len(listed) > 1:
+                        # Not seen by a listing that should have shown them: gone, or skipped
+                        # while the listing moved under its page tokens (sessions changing
+                        # state between pages). Describe a few a round, no more than a listing
+                        # costs; the next round's listing may well show the rest.
+                        cap = max(1, int(min(group.pages.values(), default=1.0)))
+                        listed = dict(itertools.islice(listed.items(), cap))
+                    by_id = listed
                 except ServiceError as exc:
-                    if _is_retryable(exc) or exc.code in _ENDLESS:
+                    if is_retryable(exc) or exc.code in _ENDLESS:
                         raise
                     # Some roles may describe sessions but not list them: describe from now on.
                     logger.warning(
@@ -444,73 +463,270 @@ class FleetPoller:
                         exc,
                     )
                     group.list_ok = False
-            self._describe(group, by_id)
+            yield from self._describe(group, by_id)
         except ServiceError as exc:
-            if not _is_retryable(exc):
+            if not (is_retryable(exc) or isinstance(exc, CallTimeoutError)):
                 raise
             logger.info(
                 "polling %s sessions through a transient error: %s", group.backend.name, exc
             )
+        finally:
+            arrived = sum(
+                1
+                for session in awaited
+                if id(session) in self._fresh and session.state not in self._changing
+            )
+            group.arrivals += _ARRIVALS_WEIGHT * (arrived - group.arrivals)
 
-    def _list(
+    def _list_round(
+        self, group: _Group, by_id: dict[str, list[Session]]
+    ) -> Generator[Outcome, None, dict[str, list[Session]]]:
+        """List one group's sessions by the cheapest plan; return those left to describe."""
+        backend = group.backend
+        size = max(1, backend.list_page_size)
+        count = len(by_id)
+        scopes = backend.list_scopes
+        after = self._window(by_id) if "created_after" in scopes else None
+        # Without a creation range (not known yet) a listing of every state, or of the ended
+        # ones, would page through the location's whole history: only the filtered one goes.
+        narrowed = after is not None or "created_after" not in scopes
+        # The arrived are READY (rarely many of a location's others) or ended (its history).
+        goal_ok = narrowed or self._target is SessionState.READY
+        plain = {"created_after": after} if after is not None else {}
+        # Where else sessions went is asked for from the earliest creation time known so far
+        # (the others' failures show once they are known: seen, or when few still start).
+        known = self._window(by_id, partial=True) if "created_after" in scopes else None
+        elsewhere = {"created_after": known} if known is not None else {}
+        sweep_ok = known is not None or "created_after" not in scopes
+        tag_sets = self._tag_sets(group, by_id) if "tags" in scopes else None
+
+        def estimate(kind: str, default: float) -> float:
+            return group.pages.get(kind, default)
+
+        costs: dict[str, float] = {_DESCRIBE: count}
+        if after is None and backend.list_filters_states and _FIRST_PAGE not in group.pages:
+            # The location may be small: one page may hold every awaited session.
+            costs[_FIRST_PAGE] = 1.0
+        goal = estimate(_GOAL, 1) + math.ceil(group.arrivals / size)
+        if backend.list_filters_states:
+            costs[_CHANGING] = estimate(_CHANGING, math.ceil(count / size)) + min(
+                group.arrivals, goal
+            )
+        if tag_sets is not None:
+            # Narrowed to sessionkit's tags: only the awaited (and sessions started with them).
+            costs[_TAGS] = estimate(
+                _TAGS, sum(math.ceil(len(ids) / size) for ids in tag_sets.values())
+            )
+        if narrowed or not backend.list_filters_states:
+            # Not narrowed to a creation range, the plain listing is the whole location: the
+            # first page tells whether that is more than a page.
+            unnarrowed = "created_after" not in scopes and backend.list_filters_states
+            first = group.pages.get(_FIRST_PAGE, math.inf) if unnarrowed else 1.0
+            costs[_PLAIN] = estimate(_PLAIN, max(first, math.ceil(count / size)))
+        if backend.list_filters_states and goal_ok:
+            sweep = estimate("elsewhere", 1) if self._elsewhere is not None else 0.0
+            costs[_GOAL] = goal + sweep / 3
+        if (
+            after is None
+            and _CHANGING in costs
+            and _FIRST_PAGE not in costs
+            and self._early(group, costs[_CHANGING])
+        ):
+            # The creation range is unknown, and listing the starting sessions (which tells it)
+            # ends before any of them is likely ready, if they were just started: do it now.
+            costs[_CHANGING] = 0.0
+        # Ties go to the plan asked for first: describing (the fewest records), then the
+        # listing of what can still change (only that is asked for).
+        plan = min(costs, key=lambda kind: (costs[kind], list(costs).index(kind)))
+        if plan == _DESCRIBE:
+            return by_id
+        if plan == _TAGS and tag_sets is not None:
+            return (yield from self._tagged_pass(group, by_id, tag_sets))
+        if plan == _FIRST_PAGE:
+            rest = yield from self._pass(group, by_id, None, _FIRST_PAGE, {}, max_pages=1)
+            if not rest:
+                self._covered(group)
+            # More than one page: filter from the next round on (the page may have told when
+            # some awaited sessions were created; a service listing newer ones first shows the
+            # newest).
+            return {}
+        if plan == _PLAIN:
+            rest = yield from self._pass(group, by_id, None, _PLAIN, plain)
+            self._covered(group)
+            return rest
+        if plan == _CHANGING:
+            moved = yield from self._pass(group, by_id, self._changing, _CHANGING, plain)
+            self._covered(group)
+            if not moved:
+                return moved
+            # Those no longer listed as changing have moved on: list where they went when that
+            # is cheaper than describing each.
+            if goal_ok and len(moved) > estimate(_GOAL, 1):
+                moved = yield from self._pass(group, moved, self._goal, _GOAL, plain)
+            return moved
+        # _GOAL: only the sessions that got there (and now and then where else they went).
+        if self._improbable(group, by_id):
+            logger.debug("no %s session can be ready yet; not listing", backend.name)
+        else:
+            yield from self._pass(group, by_id, self._goal, _GOAL, plain)
+        clock = self._policy.clock
+        if (
+            self._elsewhere is not None
+            and sweep_ok
+            and (group.covered_at is None or clock() - group.covered_at >= _SWEEP_SECONDS)
+        ):
+            wanted = {k: v for k, v in by_id.items() if id(v[0]) not in self._fresh}
+            if wanted:
+                # Without a creation range to narrow it to, this listing would page through the
+                # location's ended history: two pages at most (a longer one is not planned).
+                cut = None if "created_after" in scopes else 2
+                yield from self._pass(
+                    group, wanted, self._elsewhere, "elsewhere", elsewhere, max_pages=cut
+                )
+            self._covered(group)
+        return {}
+
+    def _covered(self, group: _Group) -> None:
+        group.covered_at = self._policy.clock()
+
+    def _window(self, by_id: dict[str, list[Session]], *, partial: bool = False) -> datetime | None:
+        """When the earliest awaited session was created (minus a margin); ``None``: unknown.
+
+        With ``partial``, the earliest of those whose creation time is known.
+        """
+        earliest: datetime | None = None
+        for sessions in by_id.values():
+            created = sessions[0].info.created_at
+            if created is None:
+                if partial:
+                    continue
+                return None
+            if earliest is None or created < earliest:
+                earliest = created
+        return None if earliest is None else earliest - _WINDOW_MARGIN
+
+    def _tag_sets(
+        self, group: _Group, by_id: dict[str, list[Session]]
+    ) -> dict[tuple[tuple[str, str], ...], list[str]] | None:
+        """The awaited sessions by the tags they are known to carry; ``None``: some unknown."""
+        sets: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        for session_id in by_id:
+            tags = group.backend._known_tags(session_id)
+            if not tags:
+                return None
+            sets.setdefault(tuple(sorted(tags.items())), []).append(session_id)
+        return sets
+
+    def _tagged_pass(
+        self,
+        group: _Group,
+        by_id: dict[str, list[Session]],
+        tag_sets: dict[tuple[tuple[str, str], ...], list[str]],
+    ) -> Generator[Outcome, None, dict[str, list[Session]]]:
+        """One listing per tag set (sessions started together share sessionkit's tags)."""
+        rest: dict[str, list[Session]] = {}
+        pages = 0.0
+        for tags, ids in tag_sets.items():
+            wanted = {session_id: by_id[session_id] for session_id in ids}
+            rest.update((yield from self._pass(group, wanted, None, _TAGS, {"tags": dict(tags)})))
+            pages += group.pages[_TAGS]
+        group.pages[_TAGS] = pages
+        self._covered(group)
+        return rest
+
+    def _early(self, group: _Group, pages: float) -> bool:
+        """Whether ``pages`` calls end before sessions started now are likely ready."""
+        if self._target is not SessionState.READY or self._rounds > 1 or math.isinf(pages):
+            return False
+        budget = self._policy.budget
+        seconds = 0.0 if budget is None else max(0.0, pages - budget.burst) / budget.rate
+        return group.backend.ready_prior.cdf(seconds) < _IMPROBABLE
+
+    def _improbable(self, group: _Group, by_id: dict[str, list[Session]]) -> bool:
+        """Whether the ready-time prior gives even the oldest awaited session no real chance."""
+        if self._target is not SessionState.READY:
+            return False
+        after = self._window(by_id)
+        if after is None:
+            return False
+        age = (self._policy.now() - (after + _WINDOW_MARGIN)).total_seconds()
+        return group.backend.ready_prior.cdf(age) < _IMPROBABLE
+
+    def _pass(
         self,
         group: _Group,
         wanted: dict[str, list[Session]],
         states: frozenset[SessionState] | None,
-        pages_field: str,
+        kind: str,
+        scope: dict[str, Any],
         max_pages: int | None = None,
-    ) -> dict[str, list[Session]]:
-        """List what can still change until every wanted session was seen; return the rest.
+    ) -> Generator[Outcome, None, dict[str, list[Session]]]:
+        """List until every wanted session was seen; return the rest.
 
-        The list call asks only for sessions in states that can still change (server-side
-        where the API filters), so sessions that moved on are absent and are described one by
-        one afterwards; records of sessions nobody awaits are skipped by id, untranslated.
+        Records of sessions nobody awaits are skipped by id, untranslated. The pages it took
+        become the estimate of this kind of pass (infinite when cut at ``max_pages``).
         """
         backend = group.backend
         remaining = dict(wanted)
-        guard = PageGuard(f"list {backend.name} sessions")
+        what = f"list {backend.name} sessions"
+        guard = PageGuard(what)
         token: str | None = None
+        cut = False
         while not self._past_deadline():
-            spend_call(backend, self._policy)
             self._calls += 1
-            records, token = backend._list_records(states, token)
-            unawaited = len(records)
+            records, token = call_with_retries(
+                lambda t=token: backend._list_records(states, t, **scope),  # type: ignore[misc]
+                policy=self._policy,
+                what=what,
+                attempts=1,
+                backend=backend,
+            )
+            seen: list[Session] = []
             for record in records:
                 sessions = remaining.pop(backend._record_id(record), None)
                 if sessions:
-                    unawaited -= 1
                     info = backend._record_info(record)
                     for session in sessions:
                         session.observe(info)
                         self._fresh.add(id(session))
-            group.unawaited = unawaited if guard.pages == 0 else group.unawaited + unawaited
+                    seen.extend(sessions)
+            yield from self._seen(seen)
             token = guard.next(token)
             if not remaining or token is None:
                 break
             if max_pages is not None and guard.pages >= max_pages:
+                cut = True
                 break
-        setattr(group, pages_field, guard.pages)
+        group.pages[kind] = math.inf if cut and remaining else float(max(1, guard.pages))
         if self._past_deadline():
             return {}
         return remaining
 
-    def _describe(self, group: _Group, wanted: dict[str, list[Session]]) -> None:
+    def _describe(self, group: _Group, wanted: dict[str, list[Session]]) -> Iterator[Outcome]:
+        backend = group.backend
         for session_id, sessions in wanted.items():
             if self._past_deadline():
                 return
-            spend_call(group.backend, self._policy)
             self._calls += 1
             try:
-                info = group.backend._describe_light(session_id)
+                info = call_with_retries(
+                    lambda s=session_id: backend._describe_light(s),  # type: ignore[misc]
+                    policy=self._policy,
+                    what=f"describe {backend.name} session {session_id}",
+                    attempts=1,
+                    backend=backend,
+                )
             except ServiceError as exc:
-                if _is_retryable(exc):
+                if is_retryable(exc) or isinstance(exc, CallTimeoutError):
                     raise
                 for session in sessions:
                     self._errors[id(session)] = exc
+                yield from self._seen(sessions)
                 continue
             for session in sessions:
                 session.observe(info)
                 self._fresh.add(id(session))
+            yield from self._seen(sessions)
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -551,12 +767,11 @@ class FleetPoller:
             self._finished = True
             self._driver = None
             self._cond.notify_all()
-        with _running_lock:
-            _running.discard(self)
+        unregister_shared_wait(self)
 
-    # -- sharing rounds with Session.wait_until_ready ------------------------------------------
+    # -- sharing rounds with Session.wait_until_ready (the SharedWait hooks) -------------------
 
-    def _follow(
+    def follow(
         self,
         key: tuple[Any, ...],
         done: Callable[[SessionInfo], bool],
@@ -564,14 +779,20 @@ class FleetPoller:
         deadline: float | None,
         describe: Callable[[SessionInfo], str],
     ) -> SessionInfo | None:
-        """Wait on this poller's rounds for one session; ``None`` when it stops serving it."""
+        """Wait on this poller's rounds for one session; ``None`` when it stops serving it.
+
+        Called by :func:`~sessionkit.waiting.follow_shared_wait` from another thread.
+
+        Raises:
+            WaitTimeoutError: When ``deadline`` passes first.
+        """
         seen = -1
         member = self._by_key[key]
         with self._cond:
             while True:
                 info = member.info
-                if self._rounds != seen:
-                    seen = self._rounds
+                if self._ticks != seen:
+                    seen = self._ticks
                     if done(info):
                         return info
                 if deadline is not None and clock() >= deadline:
@@ -584,7 +805,8 @@ class FleetPoller:
                     return None
                 self._cond.wait(_FOLLOW_TICK)
 
-    def _serves(self, key: tuple[Any, ...]) -> bool:
+    def serves(self, key: tuple[Any, ...]) -> bool:
+        """Whether a round driven by another thread polls the session ``key`` now."""
         member = self._by_key.get(key)
         return (
             member is not None
@@ -593,60 +815,6 @@ class FleetPoller:
             and self._driver is not None
             and self._driver is not threading.current_thread()
         )
-
-
-_running: weakref.WeakSet[FleetPoller] = weakref.WeakSet()
-_running_lock = threading.Lock()
-
-
-def _follow_running_wait(
-    session: Session,
-    done: Callable[[SessionInfo], bool],
-    timeout: timedelta | float | None,
-    *,
-    target: str = "READY",
-) -> tuple[SessionInfo | None, timedelta | float | None]:
-    """Let a single-session wait share the rounds of a fleet poller running in another thread.
-
-    Args:
-        session: The session waited for.
-        done: The wait's predicate (may raise to fail fast).
-        timeout: The wait's timeout argument.
-        target: Words for the timeout message.
-
-    Returns:
-        ``(info, None)`` when the fleet's rounds ended the wait, else ``(None, remaining)``:
-        the caller polls on its own for the time that remains (``timeout`` unchanged when no
-        poller serves the session).
-
-    Raises:
-        WaitTimeoutError: When the wait's deadline passed while following the fleet.
-    """
-    if not _running:
-        return None, timeout
-    key = (session.implementation.fleet_key(), session.id)
-    with _running_lock:
-        poller = next((p for p in _running if p._serves(key)), None)
-    if poller is None:
-        return None, timeout
-    policy = session.poll_policy
-    limit = policy.timeout if timeout is None else to_timedelta(timeout)
-    deadline = None if limit is None else policy.clock() + limit.total_seconds()
-    logger.debug("session %s follows a running fleet wait", session.id)
-    info = poller._follow(
-        key,
-        done,
-        policy.clock,
-        deadline,
-        lambda last: timeout_message(
-            limit, f"{session.backend} session {session.id} still {last.state.value}, not {target}"
-        ),
-    )
-    if info is not None:
-        return info, None
-    if deadline is None:
-        return None, None
-    return None, max(0.0, deadline - policy.clock())
 
 
 def wait_all(

@@ -426,9 +426,9 @@ class Session:
         try:
             if _initial is None:
                 # A wait_all running in another thread already polls this session: follow it.
-                from sessionkit.fleet import _follow_running_wait
+                from sessionkit.waiting import follow_shared_wait
 
-                shared, timeout = _follow_running_wait(self, done, timeout)
+                shared, timeout = follow_shared_wait(self, done, timeout)
                 if shared is not None:
                     return shared
             return drive(_lifecycle.ready_wait(self, timeout, report, _initial))
@@ -457,7 +457,7 @@ class Session:
         Raises:
             WaitTimeoutError: When time runs out.
         """
-        from sessionkit.fleet import _follow_running_wait
+        from sessionkit.waiting import follow_shared_wait
 
         report = ProgressReporter(
             check_progress_callback(on_progress), self.poll_policy.clock, session_id=self.id
@@ -467,7 +467,7 @@ class Session:
             report(info)
             return _lifecycle.is_stopped(info)
 
-        shared, timeout = _follow_running_wait(self, stopped, timeout, target="stopped")
+        shared, timeout = follow_shared_wait(self, stopped, timeout, target="stopped")
         if shared is not None:
             return shared
         return drive(_lifecycle.stopped_wait(self, timeout, report))

@@ -107,16 +107,22 @@ __all__ = [
     "PageGuard",
     "PollPolicy",
     "ReadyPrior",
+    "SharedWait",
     "StartSchedule",
     "Terminated",
     "call_pause",
     "call_with_retries",
     "clamp_to_deadline",
+    "follow_shared_wait",
+    "is_retryable",
+    "poll_rounds",
     "poll_until",
     "readiness_failure",
+    "register_shared_wait",
     "spend_call",
     "stop_on_sigterm",
     "timeout_message",
+    "unregister_shared_wait",
 ]
 
 logger = logging.getLogger(__name__)
@@ -830,7 +836,8 @@ class _NotYet(Exception):
     """Internal signal: the awaited condition does not hold yet."""
 
 
-def _is_retryable(exc: BaseException) -> bool:
+def is_retryable(exc: BaseException) -> bool:
+    """Tell whether a retry may fix ``exc`` (throttling, 5xx, connection errors, timeouts)."""
     return isinstance(exc, ServiceError) and exc.retryable
 
 
@@ -927,7 +934,7 @@ def poll_until(
             logger.info("polling through a transient error: %s", exc)
 
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(lambda e: isinstance(e, _NotYet) or _is_retryable(e)),
+        retry=tenacity.retry_if_exception(lambda e: isinstance(e, _NotYet) or is_retryable(e)),
         stop=stop,
         wait=wait,
         sleep=policy.sleep,
@@ -987,7 +994,7 @@ def call_with_retries(
         limit = max(1, math.ceil(policy.max_attempts / _transport_attempts(backend)))
     else:
         limit = policy.max_attempts
-    retryable = retry_on or _is_retryable
+    retryable = retry_on or is_retryable
     # Every call has a deadline (retries included): the policy's call_deadline, or an earlier
     # one the caller gives. A retry starts only if its attempt can end before it.
     started = policy.clock()
@@ -1076,6 +1083,143 @@ def _attempt_timeout(backend: Any) -> float:
         return max(0.0, float(timeout()))
     except Exception:  # an unknown timeout bounds nothing
         return 0.0
+
+
+# ----------------------------------------------------------------------------- rounds, shared waits
+
+
+def poll_rounds(
+    policy: PollPolicy,
+    deadline: Callable[[], float | None],
+    *,
+    interval: Callable[[int], float] | None = None,
+) -> Iterator[int]:
+    """The round schedule of a wait that polls many things per round (``wait_all``).
+
+    Yields the round number (0, 1, ...) at the start of each round; the caller polls, then
+    resumes the iterator (or stops iterating when the wait is over). Rounds start on the
+    policy's schedule (``policy.interval``): the time a round took counts towards the pause
+    before the next. The last pause is cut to end at the deadline through
+    :func:`clamp_to_deadline`, as in :func:`poll_until`, and one final round is made there;
+    the iterator ends after that round.
+
+    Args:
+        policy: The cadence, clock and sleep.
+        deadline: Reads the wait's deadline on the policy's clock (``None``: no limit); read
+            after every round, since a wait may fix it in its first round.
+        interval: The pause after round ``n`` before the time it took is taken off; default:
+            ``policy.interval(n)``.
+
+    Yields:
+        The number of the round about to be polled.
+    """
+    pause_of = interval or policy.interval
+    number = 0
+    while True:
+        started = policy.clock()
+        yield number
+        end = deadline()
+        if end is not None and policy.clock() >= end:
+            return
+        pause = max(0.0, pause_of(number) - (policy.clock() - started))
+        policy.sleep(clamp_to_deadline(pause, end, policy.clock))
+        number += 1
+
+
+class SharedWait:
+    """A wait polling many sessions whose rounds a single-session wait may follow.
+
+    ``sessionkit.fleet.FleetPoller`` is one. While it is registered
+    (:func:`register_shared_wait`), :func:`follow_shared_wait` lets
+    ``Session.wait_until_ready`` and ``Session.wait_until_stopped`` in another thread follow
+    its rounds instead of making calls of their own. The registry lives here, beside the
+    engine both use, so neither layer imports the other.
+    """
+
+    def serves(self, key: tuple[Any, ...]) -> bool:
+        """Whether this wait polls the session ``key`` (``(fleet_key, session_id)``) now."""
+        raise NotImplementedError
+
+    def follow(
+        self,
+        key: tuple[Any, ...],
+        done: Callable[[SessionInfo], bool],
+        clock: Callable[[], float],
+        deadline: float | None,
+        describe: Callable[[SessionInfo], str],
+    ) -> SessionInfo | None:
+        """Wait on this wait's rounds until ``done`` holds; ``None`` once it stops serving.
+
+        Raises:
+            WaitTimeoutError: When ``deadline`` passes first.
+        """
+        raise NotImplementedError
+
+
+_shared_waits: weakref.WeakSet[SharedWait] = weakref.WeakSet()
+_shared_lock = threading.Lock()
+
+
+def register_shared_wait(wait: SharedWait) -> None:
+    """Offer ``wait``'s rounds to single-session waits (held weakly)."""
+    with _shared_lock:
+        _shared_waits.add(wait)
+
+
+def unregister_shared_wait(wait: SharedWait) -> None:
+    """Withdraw ``wait`` from the registry (nothing happens when it was not there)."""
+    with _shared_lock:
+        _shared_waits.discard(wait)
+
+
+def follow_shared_wait(
+    session: Any,
+    done: Callable[[SessionInfo], bool],
+    timeout: timedelta | float | None,
+    *,
+    target: str = "READY",
+) -> tuple[SessionInfo | None, timedelta | float | None]:
+    """Let a single-session wait share the rounds of a shared wait running in another thread.
+
+    Args:
+        session: The :class:`~sessionkit.Session` waited for.
+        done: The wait's predicate (may raise to fail fast).
+        timeout: The wait's timeout argument.
+        target: Words for the timeout message.
+
+    Returns:
+        ``(info, None)`` when the shared rounds ended the wait, else ``(None, remaining)``:
+        the caller polls on its own for the time that remains (``timeout`` unchanged when no
+        shared wait serves the session).
+
+    Raises:
+        WaitTimeoutError: When the wait's deadline passed while following.
+    """
+    if not _shared_waits:
+        return None, timeout
+    key = (session.implementation.fleet_key(), session.id)
+    with _shared_lock:
+        wait = next((w for w in _shared_waits if w.serves(key)), None)
+    if wait is None:
+        return None, timeout
+    policy: PollPolicy = session.poll_policy
+    limit = policy.timeout if timeout is None else to_timedelta(timeout)
+    deadline = None if limit is None else policy.clock() + limit.total_seconds()
+    logger.debug("session %s follows a running fleet wait", session.id)
+    info = wait.follow(
+        key,
+        done,
+        policy.clock,
+        deadline,
+        lambda last: timeout_message(
+            limit, f"{session.backend} session {session.id} still {last.state.value}, not {target}"
+        ),
+    )
+    if info is not None:
+        return info, None
+    if deadline is None:
+        return None, None
+    return None, max(0.0, deadline - policy.clock())
 
 
 # ----------------------------------------------------------------------------- signals

@@ -28,6 +28,7 @@ KEYS = {
     "statements": {"mean_lag_s", "calls", "frontier_calls", "ratio", "baseline_mean_lag_s"},
     "import_time": {"import_ms", "deps_import_ms", "boto3_imported", "tenacity_imported"},
     "faults": {"duplicates", "leaked", "untyped", "cells"},
+    "listing": {"pages", "first_record_s", "slept_s", "minimum_sleep_s"},
 }
 
 

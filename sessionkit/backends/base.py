@@ -291,6 +291,13 @@ class Backend(abc.ABC):
     #: Whether :meth:`_list_records` filters by state on the service (then ``wait_all`` asks
     #: only for the sessions that can still change).
     list_filters_states: ClassVar[bool] = False
+    #: The most records one page of the list call holds (the largest page the service allows,
+    #: which the backend asks for); ``wait_all`` plans its rounds with it.
+    list_page_size: ClassVar[int] = 100
+    #: The narrowing keywords :meth:`_list_records` honours: ``"created_after"`` (only sessions
+    #: created after a time: a service-side filter, or a cut where the service lists newest
+    #: first) and ``"tags"`` (only sessions carrying every given tag, on the service).
+    list_scopes: ClassVar[frozenset[str]] = frozenset()
 
     #: The caller's poll policy, set by ``open_session`` before the pre-flight, so a pre-flight
     #: that has to wait (a service starting the location's resources first) polls on the caller's
@@ -387,15 +394,37 @@ class Backend(abc.ABC):
         """
 
     def _list_records(
-        self, states: frozenset[SessionState] | None, token: str | None
+        self,
+        states: frozenset[SessionState] | None,
+        token: str | None,
+        *,
+        created_after: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[list[Any], str | None]:
         """One page of the list call as the service's raw records, for the fleet.
 
         :func:`~sessionkit.wait_all` reads only the id of most records (:meth:`_record_id`) and
         translates only those it awaits (:meth:`_record_info`). Default: :meth:`_list_page`'s
         already translated :class:`~sessionkit.SessionInfo` values.
+
+        Args:
+            states: As for :meth:`_list_page`.
+            token: As for :meth:`_list_page`.
+            created_after: Only sessions created after this time (passed only when
+                :attr:`list_scopes` names ``"created_after"``; records may still include older
+                ones, which the caller skips).
+            tags: Only sessions carrying every one of these tags (passed only when
+                :attr:`list_scopes` names ``"tags"``).
         """
         return self._list_page(states, token)
+
+    def _known_tags(self, session_id: str) -> Mapping[str, str] | None:
+        """The tags this process knows a session carries (it sent them), else ``None``.
+
+        ``wait_all`` narrows a list call to sessionkit's tags with them where the service
+        filters by tag (:attr:`list_scopes`). Default: unknown.
+        """
+        return None
 
     def _record_id(self, record: Any) -> str:
         """The session id of one record from :meth:`_list_records`."""

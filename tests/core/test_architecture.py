@@ -23,9 +23,6 @@ ROOT = PACKAGE.parent
 #: Import edges that close a cycle today and are being removed by their owners. Each is
 #: ``(importer, imported)``; remove an entry when its cycle goes.
 KNOWN_CYCLE_EDGES = {
-    # Session's waits follow a running wait_all through a function-level import of the fleet
-    # module; the fleet's owner is moving that hook so the lazy import can go.
-    ("sessionkit.session", "sessionkit.fleet"),
     # The emulator imports its server and local Spark lazily, and they import the emulator
     # back (sessionkit.testing's owner is untangling them).
     ("sessionkit.testing.emulator", "sessionkit.testing.server"),
@@ -47,12 +44,7 @@ CHECKED = [
 ]
 
 #: ``(module, name)`` private names imported across modules that are known and being removed.
-KNOWN_PRIVATE_IMPORTS = {
-    # See KNOWN_CYCLE_EDGES: the fleet's owner is replacing this hook.
-    ("sessionkit.session", "_follow_running_wait"),
-    # The fleet's own retry predicate; the fleet's owner is reworking that module.
-    ("sessionkit.fleet", "_is_retryable"),
-}
+KNOWN_PRIVATE_IMPORTS = {}
 
 
 def module_name(path: Path) -> str:

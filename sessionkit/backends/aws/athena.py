@@ -290,6 +290,12 @@ def session_info(record: Mapping[str, Any], session_id: str | None = None) -> Se
     )
 
 
+def _created_before(record: Mapping[str, Any], moment: datetime) -> bool:
+    """Whether a list record's session started before ``moment`` (unknown: not before)."""
+    started = (record.get("Status") or {}).get("StartDateTime")
+    return isinstance(started, datetime) and started < moment
+
+
 def parse_error(stderr: str | None, reason: str | None) -> tuple[str | None, str | None, list[str]]:
     """Find the exception name and message of a failed calculation.
 
@@ -392,6 +398,10 @@ class AthenaBackend(AwsBackend):
     #: Athena Spark sessions: ready within ~5-30 s.
     ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(5.0, 30.0)
     list_filters_states: ClassVar[bool] = True
+    #: ``ListSessions`` takes ``MaxResults`` up to 100 and lists newer sessions first, so a
+    #: listing of sessions created after a time ends at the first older one.
+    list_page_size: ClassVar[int] = 100
+    list_scopes: ClassVar[frozenset[str]] = frozenset({"created_after"})
     statement_states: ClassVar[Mapping[str, StatementState]] = CALCULATION_STATES
 
     def __init__(
@@ -586,7 +596,10 @@ class AthenaBackend(AwsBackend):
     def _list_page(
         self, states: frozenset[SessionState] | None, token: str | None
     ) -> tuple[list[SessionInfo], str | None]:
-        params: dict[str, Any] = {"WorkGroup": self._work_group(), "MaxResults": 100}
+        params: dict[str, Any] = {
+            "WorkGroup": self._work_group(),
+            "MaxResults": self.list_page_size,
+        }
         if token:
             params["NextToken"] = token
         if states is not None:
@@ -609,35 +622,51 @@ class AthenaBackend(AwsBackend):
         return session_info(record)
 
     def _list_records(
-        self, states: frozenset[SessionState] | None, token: str | None
+        self,
+        states: frozenset[SessionState] | None,
+        token: str | None,
+        *,
+        created_after: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[list[Any], str | None]:
-        params: dict[str, Any] = {"WorkGroup": self._work_group(), "MaxResults": 100}
+        params: dict[str, Any] = {
+            "WorkGroup": self._work_group(),
+            "MaxResults": self.list_page_size,
+        }
         natives: list[str] = []
         if states is not None and SessionState.UNKNOWN not in states:
             natives = [native for native, state in STATE_MAP.items() if state in states]
             if not natives:
                 return [], None
-        if len(natives) > 1:
-            # The API filters on one native state: for the fleet (which asks only for the few
-            # sessions still starting), one filtered pass per state, the pass number carried in
-            # the token ("<pass>|<the service's token>").
+        # The API filters on one native state: for several (the fleet asks only for the few
+        # sessions still starting), one filtered pass per state, the pass number carried in
+        # the token ("<pass>|<the service's token>").
+        several = len(natives) > 1
+        current = 0
+        if several:
             index, _, inner = (token or "0|").partition("|")
             current = int(index)
             params["StateFilter"] = natives[current]
-            if inner:
-                params["NextToken"] = inner
-            page = self._call("list_sessions", **params)
-            following = page.get("NextToken") or None
-            if following:
-                return list(page.get("Sessions") or []), f"{current}|{following}"
-            more = f"{current + 1}|" if current + 1 < len(natives) else None
-            return list(page.get("Sessions") or []), more
-        if natives:
+            token = inner or None
+        elif natives:
             params["StateFilter"] = natives[0]
         if token:
             params["NextToken"] = token
         page = self._call("list_sessions", **params)
-        return list(page.get("Sessions") or []), page.get("NextToken") or None
+        records = list(page.get("Sessions") or [])
+        following = page.get("NextToken") or None
+        if created_after is not None:
+            # Newer sessions are listed first: the first record created before the cut ends
+            # this pass (every later one is older still).
+            kept = [r for r in records if not _created_before(r, created_after)]
+            if len(kept) < len(records):
+                following = None
+            records = kept
+        if not several:
+            return records, following
+        if following:
+            return records, f"{current}|{following}"
+        return records, f"{current + 1}|" if current + 1 < len(natives) else None
 
     # -- calculations ----------------------------------------------------------------------------
 

@@ -227,6 +227,9 @@ class EmrBackend(AwsBackend):
     state_map: ClassVar[Mapping[str, SessionState]] = STATE_MAP
     #: Sessions on an already running cluster (a driver on existing nodes): ready within ~10-120 s.
     ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(10.0, 120.0)
+    #: ``ListSessions`` filters by ``SessionStates``; pages of up to 100 sessions.
+    list_filters_states: ClassVar[bool] = True
+    list_page_size: ClassVar[int] = 100
 
     def __init__(self, *, cluster_id: str, **connection: Any) -> None:
         super().__init__(**connection)
@@ -330,7 +333,18 @@ class EmrBackend(AwsBackend):
     def _list_page(
         self, states: frozenset[SessionState] | None, token: str | None
     ) -> tuple[list[SessionInfo], str | None]:
-        params: dict[str, Any] = {"ClusterId": self.cluster_id, "MaxResults": 100}
+        records, following = self._list_records(states, token)
+        return [session_info(r) for r in records], following
+
+    def _list_records(
+        self,
+        states: frozenset[SessionState] | None,
+        token: str | None,
+        *,
+        created_after: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> tuple[list[Any], str | None]:
+        params: dict[str, Any] = {"ClusterId": self.cluster_id, "MaxResults": self.list_page_size}
         if states is not None:
             native = _native_states(states)
             if native == []:
@@ -340,7 +354,13 @@ class EmrBackend(AwsBackend):
         if token:
             params["NextToken"] = token
         page = self._call("list_sessions", **params)
-        return [session_info(r) for r in page.get("Sessions", [])], page.get("NextToken") or None
+        return list(page.get("Sessions") or []), page.get("NextToken") or None
+
+    def _record_id(self, record: Any) -> str:
+        return str(record.get("Id", ""))
+
+    def _record_info(self, record: Any) -> SessionInfo:
+        return session_info(record)
 
     def _endpoint(self, session_id: str) -> Endpoint:
         response = self._call(

@@ -288,6 +288,9 @@ class EmrServerlessBackend(AwsBackend):
     #: EMR Serverless sessions on a started application: ready within ~20-180 s.
     ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(20.0, 180.0)
     list_filters_states: ClassVar[bool] = True
+    #: ``ListSessions`` takes ``maxResults`` up to 50 and filters on ``createdAtAfter``.
+    list_page_size: ClassVar[int] = 50
+    list_scopes: ClassVar[frozenset[str]] = frozenset({"created_after"})
 
     def __init__(
         self,
@@ -553,9 +556,19 @@ class EmrServerlessBackend(AwsBackend):
         return session_info(record)
 
     def _list_records(
-        self, states: frozenset[SessionState] | None, token: str | None
+        self,
+        states: frozenset[SessionState] | None,
+        token: str | None,
+        *,
+        created_after: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[list[Any], str | None]:
-        params: dict[str, Any] = {"applicationId": self.application_id, "maxResults": 50}
+        params: dict[str, Any] = {
+            "applicationId": self.application_id,
+            "maxResults": self.list_page_size,
+        }
+        if created_after is not None:
+            params["createdAtAfter"] = created_after
         if states is not None:
             native = _native_states(states)
             if native == []:

@@ -7,7 +7,9 @@ and the few calls the backend makes.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+import weakref
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -19,6 +21,8 @@ from sessionkit.backends.aws.common import (
     seconds_to_datetime,
 )
 from sessionkit.backends.base import (
+    CREATED_BY_TAG,
+    EXPIRES_AT_TAG,
     START_TOKEN_TAG,
     Capabilities,
     PreparedStart,
@@ -259,6 +263,39 @@ def statement_result(record: Mapping[str, Any]) -> StatementResult:
     )
 
 
+# ----------------------------------------------------------------------------- sent tags
+
+#: Per boto3 client, the lifecycle tags of the sessions started through it (session Id to
+#: tags), for ``wait_all``'s Tags filter; bounded, the oldest entries go first.
+_SENT: weakref.WeakKeyDictionary[Any, dict[str, Mapping[str, str]]] = weakref.WeakKeyDictionary()
+_SENT_MAX = 100_000
+_SENT_LOCK = threading.Lock()
+
+
+def _sent_tags(client: Any) -> Mapping[str, Mapping[str, str]]:
+    with _SENT_LOCK:
+        try:
+            return _SENT.get(client) or {}
+        except TypeError:  # a client that cannot be weakly referenced: nothing was kept
+            return {}
+
+
+def _remember_tags(client: Any, session_id: str, tags: Any) -> None:
+    if not isinstance(tags, Mapping):
+        return
+    lifecycle = {k: str(tags[k]) for k in (CREATED_BY_TAG, EXPIRES_AT_TAG) if k in tags}
+    if len(lifecycle) < 2:
+        return
+    with _SENT_LOCK:
+        try:
+            sent = _SENT.setdefault(client, {})
+        except TypeError:
+            return
+        sent[session_id] = lifecycle
+        while len(sent) > _SENT_MAX:
+            del sent[next(iter(sent))]
+
+
 # ----------------------------------------------------------------------------- the backend
 
 
@@ -290,6 +327,9 @@ class GlueBackend(AwsBackend):
     )
     #: Glue interactive sessions: ready within ~5-60 s.
     ready_prior: ClassVar[ReadyPrior] = ReadyPrior.between(5.0, 60.0)
+    #: ``ListSessions`` takes ``MaxResults`` up to 1000 and filters by ``Tags``, not by state.
+    list_page_size: ClassVar[int] = 1000
+    list_scopes: ClassVar[frozenset[str]] = frozenset({"tags"})
 
     def prepare_start(self, config: SessionConfig) -> PreparedStart:
         """Translate and check the ``CreateSession`` request; the Id is the idempotency key.
@@ -348,6 +388,7 @@ class GlueBackend(AwsBackend):
                 request_id=exc.request_id,
                 operation=exc.operation,
             ) from exc
+        _remember_tags(self.client, prepared.token, prepared.request.get("Tags"))
         record = response.get("Session")
         if record and record.get("Id"):
             return session_info(record)
@@ -382,14 +423,26 @@ class GlueBackend(AwsBackend):
         return [session_info(r) for r in records], following
 
     def _list_records(
-        self, states: frozenset[SessionState] | None, token: str | None
+        self,
+        states: frozenset[SessionState] | None,
+        token: str | None,
+        *,
+        created_after: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[list[Any], str | None]:
         # Glue cannot filter by state; the caller filters. Pages carry full records.
-        params: dict[str, Any] = {"MaxResults": 1000}
+        params: dict[str, Any] = {"MaxResults": self.list_page_size}
+        if tags:
+            params["Tags"] = dict(tags)
         if token:
             params["NextToken"] = token
         page = self._call("list_sessions", **params)
         return list(page.get("Sessions") or []), page.get("NextToken") or None
+
+    def _known_tags(self, session_id: str) -> Mapping[str, str] | None:
+        # Glue records carry no tags; the lifecycle tags this process sent at the start are
+        # known (sessions started together share them, so one Tags filter lists them all).
+        return _sent_tags(self.client).get(session_id)
 
     def _record_id(self, record: Any) -> str:
         return str(record.get("Id", ""))

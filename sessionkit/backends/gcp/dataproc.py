@@ -401,6 +401,9 @@ class DataprocBackend(Backend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         spark_connect=True, delete=True, server_side_state_filter=True, tags=True
     )
+    #: ``ListSessions`` filters by state (its AIP-160 ``filter``), pages of 100 asked for.
+    list_filters_states: ClassVar[bool] = True
+    list_page_size: ClassVar[int] = 100
     supported_fields: ClassVar[frozenset[str]] = frozenset(
         {
             "name",
@@ -460,6 +463,10 @@ class DataprocBackend(Backend):
     def budget_key(self) -> Any:
         """Calls through one client share one call budget."""
         return self._given_client if self._given_client is not None else self
+
+    def fleet_key(self) -> tuple[Any, ...]:
+        """Sessions reached through the same client and location share list calls."""
+        return (self.name, id(self.budget_key()), *self.location.values())
 
     # -- names and the client ---------------------------------------------------------------------
 

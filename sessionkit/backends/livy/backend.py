@@ -836,6 +836,10 @@ class LivyBackend(Backend):
                 raise
         _remember_deleted(self.url, session_id)
 
+    def fleet_key(self) -> tuple[Any, ...]:
+        """Sessions of one server reached through the same client share list calls."""
+        return (self.name, id(self._client), *self.location.values())
+
     def _list_page(
         self, states: frozenset[SessionState] | None, token: str | None
     ) -> tuple[list[SessionInfo], str | None]:

@@ -426,18 +426,20 @@ class EmrServerlessService(EmrSessionStates[_Session]):
         states = params.get("states")
         after: datetime | None = params.get("createdAtAfter")
         before: datetime | None = params.get("createdAtBefore")
+        wanted = set(states or ())
         matching = []
         for session in self._sessions.values():
             if session.application_id != application.id:
                 continue
             self._settle(session)
-            created = self._time(session.created)
-            if states and session.state not in states:
+            if wanted and session.state not in wanted:
                 continue
-            if after is not None and created < after:
-                continue
-            if before is not None and created > before:
-                continue
+            if after is not None or before is not None:
+                created = self._time(session.created)
+                if after is not None and created < after:
+                    continue
+                if before is not None and created > before:
+                    continue
             matching.append(session)
         chunk, token = page(matching, params.get("nextToken"), int(params.get("maxResults", 50)))
         result: dict[str, Any] = {"sessions": [self._summary(s) for s in chunk]}
