@@ -47,6 +47,7 @@ __all__ = [
     "idle_timeout_of",
     "lifecycle_tags",
     "malformed",
+    "native_states",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,6 +65,25 @@ EXPIRES_AT_TAG = "sessionkit:expires-at"
 EXPIRY_IDLE_FACTOR = 3
 #: The error code of a service answer that lacks what the API promises.
 MALFORMED = "MalformedResponse"
+
+
+def native_states(
+    state_map: Mapping[str, SessionState], states: frozenset[SessionState]
+) -> list[str] | None:
+    """The native states a server-side filter must name to select ``states`` (the inverse map).
+
+    Args:
+        state_map: The backend's native state -> common state table.
+        states: The wanted common states.
+
+    Returns:
+        Every native state that maps into ``states``, in table order; ``[]`` when none does
+        (nothing can match); ``None`` when ``states`` holds UNKNOWN, which stands for native
+        states not in the table and which no filter can name.
+    """
+    if SessionState.UNKNOWN in states:
+        return None
+    return [native for native, state in state_map.items() if state in states]
 
 
 def malformed(operation: str, problem: str) -> ServiceError:

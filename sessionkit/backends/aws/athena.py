@@ -30,6 +30,7 @@ from sessionkit.backends.base import (
     idle_timeout_of,
     lifecycle_tags,
     malformed,
+    native_states,
 )
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, StatementResult, Usage
@@ -603,7 +604,7 @@ class AthenaBackend(AwsBackend):
         if token:
             params["NextToken"] = token
         if states is not None:
-            natives = [native for native, state in STATE_MAP.items() if state in states]
+            natives = native_states(STATE_MAP, states) or []
             if not natives and SessionState.UNKNOWN not in states:
                 return [], None
             # The API filters on one native state only; several are filtered here instead.
@@ -635,7 +636,7 @@ class AthenaBackend(AwsBackend):
         }
         natives: list[str] = []
         if states is not None and SessionState.UNKNOWN not in states:
-            natives = [native for native, state in STATE_MAP.items() if state in states]
+            natives = native_states(STATE_MAP, states) or []
             if not natives:
                 return [], None
         # The API filters on one native state: for several (the fleet asks only for the few

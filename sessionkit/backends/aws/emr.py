@@ -21,7 +21,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 from sessionkit.backends.aws.common import AwsBackend, ceil_minutes, check_shape, new_token
-from sessionkit.backends.base import Capabilities, PreparedStart, idle_timeout_of, lifecycle_tags
+from sessionkit.backends.base import (
+    Capabilities,
+    PreparedStart,
+    idle_timeout_of,
+    lifecycle_tags,
+    native_states,
+)
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo
 from sessionkit.states import SessionState, normalize_state
@@ -189,13 +195,6 @@ def session_info(record: Mapping[str, Any]) -> SessionInfo:
     )
 
 
-def _native_states(states: frozenset[SessionState]) -> list[str] | None:
-    """Every native state that maps to one of ``states``; ``None``: the service cannot filter."""
-    if SessionState.UNKNOWN in states:
-        return None
-    return [native for native, state in STATE_MAP.items() if state in states]
-
-
 # ----------------------------------------------------------------------------- the backend
 
 
@@ -346,7 +345,7 @@ class EmrBackend(AwsBackend):
     ) -> tuple[list[Any], str | None]:
         params: dict[str, Any] = {"ClusterId": self.cluster_id, "MaxResults": self.list_page_size}
         if states is not None:
-            native = _native_states(states)
+            native = native_states(STATE_MAP, states)
             if native == []:
                 return [], None
             if native is not None:

@@ -21,6 +21,7 @@ from sessionkit.backends.base import (
     idle_timeout_of,
     lifecycle_tags,
     malformed,
+    native_states,
 )
 from sessionkit.errors import InvalidConfigError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
@@ -243,16 +244,6 @@ def session_info(record: Mapping[str, Any]) -> SessionInfo:
         usage=_usage(record),
         raw=record,
     )
-
-
-def _native_states(states: frozenset[SessionState]) -> list[str] | None:
-    """Every native state that maps to one of ``states``; ``None`` when the service cannot filter.
-
-    UNKNOWN stands for native states not in the table, which no service-side filter can name.
-    """
-    if SessionState.UNKNOWN in states:
-        return None
-    return [native for native, state in STATE_MAP.items() if state in states]
 
 
 # ----------------------------------------------------------------------------- the backend
@@ -570,7 +561,7 @@ class EmrServerlessBackend(AwsBackend):
         if created_after is not None:
             params["createdAtAfter"] = created_after
         if states is not None:
-            native = _native_states(states)
+            native = native_states(STATE_MAP, states)
             if native == []:
                 # No EMR Serverless state maps to what was asked (e.g. TIMED_OUT).
                 return [], None

@@ -23,7 +23,13 @@ import attrs
 from google.api_core import client_options as client_options_lib
 from google.cloud import dataproc_v1
 
-from sessionkit.backends.base import Backend, Capabilities, PreparedStart, created_by
+from sessionkit.backends.base import (
+    Backend,
+    Capabilities,
+    PreparedStart,
+    created_by,
+    native_states,
+)
 from sessionkit.backends.gcp.errors import translate_error
 from sessionkit.errors import InvalidConfigError, NotSupportedError, ServiceError
 from sessionkit.models import Endpoint, SessionConfig, SessionInfo, Usage
@@ -277,8 +283,9 @@ def list_filter(
         ``None`` for no filter, or ``""`` when no native state can match.
     """
     clauses: list[str] = []
-    if states is not None and SessionState.UNKNOWN not in states:
-        natives = sorted(n for n, s in STATE_MAP.items() if s in states)
+    natives = None if states is None else native_states(STATE_MAP, states)
+    if natives is not None:
+        natives = sorted(natives)
         if not natives:
             return ""
         clauses.append("(" + " OR ".join(f"state = {n}" for n in natives) + ")")
