@@ -1,6 +1,6 @@
 """``sessionkit emulator serve``: serve the emulator on a loopback port until interrupted.
 
-The options and the serving are :func:`sessionkit.testing.server.main`'s: this module only
+The options and the serving are :func:`sessionkit.testing.serving.main`'s: this module only
 hands it the arguments after ``serve``. Other commands reach the served emulator with
 ``--emulator URL`` or ``SESSIONKIT_EMULATOR_URL``.
 """
@@ -51,6 +51,6 @@ def _no_action(parser: argparse.ArgumentParser) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """``sessionkit emulator serve [--port N] [--speed X] [--spark] [--seed N]``."""
-    from sessionkit.testing.server import main
+    from sessionkit.testing.serving import main
 
     return main(list(args.argv))

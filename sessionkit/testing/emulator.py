@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import logging
 import random
 import threading
@@ -41,6 +40,7 @@ import attrs
 from sessionkit.testing.base import EmulatedError, EmulatedService, EmulatorDriftError
 from sessionkit.testing.clock import VirtualClock
 from sessionkit.testing.faults import Fault, FaultKind
+from sessionkit.testing.wiring import _WIRING, _load, emulated_backends
 from sessionkit.waiting import DEFAULT_POLL, PollPolicy
 
 if TYPE_CHECKING:
@@ -94,24 +94,6 @@ _METHODS: Mapping[str, str] = {
 }
 
 
-#: How each emulated backend is reached: ``"module:function"`` of a ``function(emulator,
-#: location_name) -> keywords`` that makes a fresh location and returns the connection and
-#: location keywords, and the ``"module:function"`` of a ``function(emulator) -> role``.
-_WIRING: Mapping[str, tuple[str, str]] = {
-    "glue": ("sessionkit.testing.aws.wiring:glue", "sessionkit.testing.aws.wiring:role"),
-    "emr-serverless": (
-        "sessionkit.testing.aws.wiring:emr_serverless",
-        "sessionkit.testing.aws.wiring:role",
-    ),
-    "athena": ("sessionkit.testing.aws.wiring:athena", "sessionkit.testing.aws.wiring:role"),
-    "emr": ("sessionkit.testing.aws.wiring:emr", "sessionkit.testing.aws.wiring:role"),
-    "livy": ("sessionkit.testing.livy.wiring:keywords", "sessionkit.testing.livy.wiring:role"),
-    "dataproc": (
-        "sessionkit.testing.gcp.dataproc:wiring_keywords",
-        "sessionkit.testing.gcp.dataproc:wiring_role",
-    ),
-}
-
 #: Each provider's transport, ``"module:Class"`` of a class built as ``Class(emulator)``.
 _TRANSPORTS: Mapping[str, str] = {
     "aws": "sessionkit.testing.aws.transport:AwsTransport",
@@ -132,16 +114,6 @@ def __getattr__(name: str) -> Any:
     if name in _MOVED:
         return _load(_MOVED[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _load(path: str) -> Any:
-    module_name, _, attribute = path.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
-
-
-def emulated_backends() -> list[str]:
-    """The backends the emulator can stand in for, sorted."""
-    return sorted(_WIRING)
 
 
 @functools.cache

@@ -771,7 +771,7 @@ def attach(
     Raises:
         NotSupportedError: When PySpark (the ``spark`` extra) or Java is missing.
     """
-    from sessionkit.testing.emulator import emulated_backends
+    from sessionkit.testing.wiring import emulated_backends
 
     run = executor or spark_executor(server)
     proxy: SparkConnectProxy | None = None

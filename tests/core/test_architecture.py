@@ -22,12 +22,7 @@ ROOT = PACKAGE.parent
 
 #: Import edges that close a cycle today and are being removed by their owners. Each is
 #: ``(importer, imported)``; remove an entry when its cycle goes.
-KNOWN_CYCLE_EDGES = {
-    # The emulator imports its server and local Spark lazily, and they import the emulator
-    # back (sessionkit.testing's owner is untangling them).
-    ("sessionkit.testing.emulator", "sessionkit.testing.server"),
-    ("sessionkit.testing.emulator", "sessionkit.testing.spark"),
-}
+KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset()
 
 #: Private members the package may use across modules: the backend contract's primitives
 #: (every ``_``-prefixed method of :class:`Backend`), which sessionkit's layers drive.

@@ -23,7 +23,8 @@ from botocore.config import Config
 from sessionkit import SessionState, attach_session, open_session
 from sessionkit.testing import Emulator
 from sessionkit.testing.emulator import emulated_backends
-from sessionkit.testing.server import EmulatorServer, ScaledClock, main
+from sessionkit.testing.server import EmulatorServer, ScaledClock
+from sessionkit.testing.serving import main
 from tests.conftest import ROLE
 
 CREDENTIALS = {
@@ -346,7 +347,7 @@ def test_locations_are_found_again_by_name(served: str) -> None:
 
 def test_main_serves_until_interrupted() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "sessionkit.testing.server", "--port", "0", "--speed", "0"],
+        [sys.executable, "-m", "sessionkit.testing.serving", "--port", "0", "--speed", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
