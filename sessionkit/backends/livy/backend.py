@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 import httpx
 
-from sessionkit.backends.base import Backend, Capabilities, PreparedStart
+from sessionkit.backends.base import Backend, Capabilities, PreparedStart, malformed
 from sessionkit.backends.livy.auth import to_httpx_auth
 from sessionkit.errors import InvalidConfigError, ServiceError, ThrottledError
 from sessionkit.models import SessionConfig, SessionInfo, StatementResult, redact_text
@@ -292,11 +292,7 @@ def session_info(record: Any, *, url: str, reason: str | None = None) -> Session
         ServiceError: When the record is not a Livy session.
     """
     if not isinstance(record, Mapping) or "id" not in record:
-        raise ServiceError(
-            "the Livy server answered with something that is not a session (no 'id')",
-            code="MalformedResponse",
-            operation="GetSession",
-        )
+        raise malformed("GetSession", "the Livy server's answer is not a session: no 'id'")
     native = str(record.get("state") or "")
     state = normalize_state(native, STATE_MAP, unknown=SessionState.UNKNOWN, source="livy")
     if reason is None and state is SessionState.FAILED:
@@ -329,11 +325,7 @@ def statement_result(record: Any) -> StatementResult:
         ServiceError: When the record is not a Livy statement.
     """
     if not isinstance(record, Mapping) or "id" not in record:
-        raise ServiceError(
-            "the Livy server answered with something that is not a statement (no 'id')",
-            code="MalformedResponse",
-            operation="GetStatement",
-        )
+        raise malformed("GetStatement", "the Livy server's answer is not a statement: no 'id'")
     native = str(record.get("state") or "")
     state = normalize_state(
         native, STATEMENT_STATES, unknown=StatementState.UNKNOWN, source="livy statement"
@@ -850,11 +842,7 @@ class LivyBackend(Backend):
         )
         records = page.get("sessions") if isinstance(page, Mapping) else None
         if not isinstance(records, list):
-            raise ServiceError(
-                "the Livy server's session list has no 'sessions' list",
-                code="MalformedResponse",
-                operation="ListSessions",
-            )
+            raise malformed("ListSessions", "the Livy server's session list has no 'sessions' list")
         sessions = [session_info(r, url=self.display_url) for r in records]
         total = page.get("total")
         following = start + len(records)
@@ -873,11 +861,7 @@ class LivyBackend(Backend):
             body={"code": code, "kind": kind},
         )
         if not isinstance(record, Mapping) or "id" not in record:
-            raise ServiceError(
-                "the Livy server answered a statement without an 'id'",
-                code="MalformedResponse",
-                operation="CreateStatement",
-            )
+            raise malformed("CreateStatement", "the Livy server's statement has no 'id'")
         return str(record["id"])
 
     def _statement(self, session_id: str, statement_id: str) -> StatementResult:
